@@ -1,0 +1,512 @@
+"""Datasets, layers and mags on disk: open, discover, create, read, write, lazy views.
+
+Coordinates: boxes and offsets are (x, y, z) voxels; arrays are (z, y, x) or
+(z, y, x, c) in C order, the layout napari wants. libwkw hands out (c, x, y, z) in
+Fortran order, which is the same memory seen through a transpose, so the conversion
+costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import wkw
+
+from .element_class import dtype_for, element_class_for
+from .errors import DatasetFormatError, NotWKWError, WKWError
+from .geometry import BoundingBox, Mag, Vec3, lcm_of_mags
+from .properties import (
+    PROPERTIES_FILE,
+    DatasetProperties,
+    LayerProperties,
+    MagEntry,
+    read_properties,
+    write_properties,
+)
+from .wkw_file import BLOCK_LZ4, CompressedFileWriter, WKWHeader, existing_files, file_path
+
+HEADER_FILE = "header.wkw"
+#: dask chunk edge in x and y (voxels); z uses the block length so one chunk is one
+#: layer of WKW blocks and scrolling through z decodes every block once.
+DEFAULT_CHUNK_XY = 512
+
+
+class WKWWarning(UserWarning):
+    """Something is off with a dataset but it can still be shown (best effort)."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, WKWWarning, stacklevel=3)
+
+
+class MagView:
+    """One magnification of a layer: a folder with ``header.wkw`` and z*/y*/x*.wkw files."""
+
+    def __init__(self, layer: Layer, mag: Mag, path: Path) -> None:
+        self.layer = layer
+        self.mag = mag
+        self.path = Path(path)
+        self.header = WKWHeader.read(self.path / HEADER_FILE)
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"MagView({self.path})"
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.header.dtype
+
+    @property
+    def num_channels(self) -> int:
+        return self.header.num_channels
+
+    @property
+    def bounding_box(self) -> BoundingBox:
+        """The layer's bounding box in this mag's voxels."""
+        return self.layer.bounding_box.in_mag(self.mag)
+
+    def _handle(self) -> wkw.Dataset:
+        handle = getattr(self._local, "handle", None)
+        if handle is None:
+            try:
+                handle = wkw.Dataset.open(str(self.path))
+            except wkw.wkw.WKWException as error:
+                raise DatasetFormatError(f"{self.path}: cannot open WKW mag ({error})") from None
+            self._local.handle = handle
+        return handle
+
+    def array_shape(self, box: BoundingBox) -> tuple[int, ...]:
+        x, y, z = box.size
+        return (z, y, x) if self.num_channels == 1 else (z, y, x, self.num_channels)
+
+    def read(self, box: BoundingBox) -> np.ndarray:
+        """Voxels of ``box`` (in this mag's coordinates); zeros where nothing was written."""
+        if box.is_empty:
+            return np.zeros(self.array_shape(box), self.dtype)
+        try:
+            data = self._handle().read(box.topleft, box.size)
+        except wkw.wkw.WKWException as error:
+            raise DatasetFormatError(f"{self.path}: cannot read box {box.topleft}+{box.size}: {error}") from None
+        data = data.transpose(3, 2, 1, 0)  # (c, x, y, z) F-order -> (z, y, x, c) C-order
+        return data[..., 0] if self.num_channels == 1 else data
+
+    def write(self, offset: Vec3, data: np.ndarray) -> None:
+        """Write a (z, y, x[, c]) array at ``offset`` (this mag's voxels), any alignment.
+
+        Raw mags are written in place. Compressed files are rebuilt block by block:
+        untouched blocks are copied, touched ones re-encoded, and each file is
+        replaced atomically, so a reader never sees a half-written file.
+        """
+        data = self._checked(data)
+        box = BoundingBox(tuple(offset), (data.shape[2], data.shape[1], data.shape[0]))  # type: ignore[arg-type]
+        if box.is_empty:
+            return
+        if not self.header.compressed:
+            data4 = data if data.ndim == 4 else data[..., None]
+            cxyz = np.ascontiguousarray(data4).transpose(3, 2, 1, 0)
+            try:
+                self._handle().write(box.topleft, cxyz)
+            except wkw.wkw.WKWException as error:
+                raise DatasetFormatError(f"{self.path}: cannot write box {box.topleft}: {error}") from None
+            return
+        for file_box in box.chunks((self.header.file_size,) * 3):
+            part = data[file_box.zyx_slices(box.topleft)]
+            self.write_file(file_box, lambda b, part=part, o=file_box.topleft: part[b.zyx_slices(o)])
+
+    def write_file(self, box: BoundingBox, fetch, tile: Vec3 | None = None) -> np.ndarray | None:
+        """Fill ``box`` (inside one WKW file) with ``fetch(sub_box)`` tile by tile.
+
+        This is the unit of work for streaming writers: it touches exactly one file.
+        Returns the largest value written (for largestSegmentId), or None if empty.
+        """
+        size = self.header.file_size
+        file_coords = tuple(a // size for a in box.topleft)
+        tile = tile or _default_tile(self.header)
+        largest = None
+        builder = None
+        if self.header.compressed:
+            builder = CompressedFileWriter(file_path(self.path, *file_coords), self.header)
+        file_origin = tuple(c * size for c in file_coords)
+        for sub in box.chunks(tile):
+            data = self._checked(fetch(sub))
+            if data.size:
+                top = data.max()
+                largest = top if largest is None else max(largest, top)
+            if builder is None:
+                self.write(sub.topleft, data)
+            else:
+                self._put_blocks(builder, sub, data, file_origin)  # type: ignore[arg-type]
+        if builder is not None:
+            builder.write()
+        return largest
+
+    def _put_blocks(self, builder: CompressedFileWriter, box: BoundingBox, data: np.ndarray, origin: Vec3) -> None:
+        n = self.header.block_len
+        data4 = data if data.ndim == 4 else data[..., None]
+        for block in box.aligned((n, n, n)).chunks((n, n, n)):
+            bx, by, bz = ((a - o) // n for a, o in zip(block.topleft, origin))
+            inner = block.intersection(box)
+            if inner == block:
+                builder.put(bx, by, bz, data4[block.zyx_slices(box.topleft)])
+                continue
+            base = builder.old_block(bx, by, bz)
+            base = np.zeros((n, n, n, self.num_channels), self.dtype) if base is None else base.copy()
+            base[inner.zyx_slices(block.topleft)] = data4[inner.zyx_slices(box.topleft)]
+            builder.put(bx, by, bz, base)
+
+    def _checked(self, data: np.ndarray) -> np.ndarray:
+        data = np.asarray(data)
+        expected_ndim = 3 if self.num_channels == 1 else 4
+        if data.ndim != expected_ndim or (expected_ndim == 4 and data.shape[3] != self.num_channels):
+            raise WKWError(
+                f"{self.path}: expected a (z, y, x{'' if expected_ndim == 3 else ', c'}) array "
+                f"with {self.num_channels} channel(s), got shape {data.shape}"
+            )
+        if data.dtype != self.dtype:
+            if not np.can_cast(data.dtype, self.dtype, casting="same_kind"):
+                raise WKWError(f"{self.path}: cannot store {data.dtype} data in a {self.dtype} mag")
+            data = data.astype(self.dtype)
+        return data
+
+    def files(self) -> list[tuple[int, int, int]]:
+        """File coordinates (x, y, z) of the data files present."""
+        return existing_files(self.path)
+
+    def data_box(self) -> BoundingBox:
+        """The box covered by the files present (file granularity, this mag's voxels)."""
+        size = self.header.file_size
+        box = BoundingBox((0, 0, 0), (0, 0, 0))
+        for coords in self.files():
+            box = box.union(BoundingBox(tuple(c * size for c in coords), (size,) * 3))  # type: ignore[arg-type]
+        return box
+
+    def lazy(self, box: BoundingBox, chunk_xy: int = DEFAULT_CHUNK_XY, on_error: str = "raise") -> da.Array:
+        """A dask array of ``box`` (this mag's voxels) that reads nothing until computed.
+
+        Chunk borders sit on the absolute block grid: z chunks are one block deep and
+        x/y chunks ``chunk_xy`` wide, so each chunk decodes whole blocks exactly once.
+        With ``on_error="warn"`` an unreadable file gives zeros and one warning (viewer use).
+        """
+        step = (chunk_xy, chunk_xy, self.header.block_len)
+        chunks = [_grid_chunks(a, b, s) for a, b, s in zip(box.topleft, box.bottomright, step)]
+        chunks = [chunks[2], chunks[1], chunks[0]]
+        if self.num_channels > 1:
+            chunks.append((self.num_channels,))
+        source = _LazySource(self, box, on_error)
+        return da.from_array(
+            source,
+            chunks=tuple(chunks),
+            name=f"wkw-{self.mag}-{uuid.uuid4().hex}",
+            asarray=False,
+            fancy=False,
+            lock=False,
+            meta=np.empty((0,) * source.ndim, self.dtype),
+        )
+
+
+def _default_tile(header: WKWHeader) -> Vec3:
+    """Tiles of up to 512 x 512 x 32 voxels (one block deep), aligned to blocks."""
+    xy = max(header.block_len, min(512, header.file_size))
+    return (xy, xy, header.block_len)
+
+
+def _grid_chunks(start: int, stop: int, step: int) -> tuple[int, ...]:
+    edges = [start] + list(range((start // step + 1) * step, stop, step)) + [stop]
+    sizes = tuple(b - a for a, b in zip(edges[:-1], edges[1:]))
+    return sizes if stop > start else (0,)
+
+
+class _LazySource:
+    """Array-like over a box of a mag, for ``da.from_array`` (sliced by dask only)."""
+
+    def __init__(self, mag_view: MagView, box: BoundingBox, on_error: str) -> None:
+        self.mag_view = mag_view
+        self.box = box
+        self.on_error = on_error
+        self.shape = mag_view.array_shape(box)
+        self.dtype = mag_view.dtype
+        self.ndim = len(self.shape)
+        self._reported: set[str] = set()
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        zs, ys, xs = (k.indices(n) for k, n in zip(key[:3], self.shape[:3]))
+        start = (self.box.topleft[0] + xs[0], self.box.topleft[1] + ys[0], self.box.topleft[2] + zs[0])
+        sub = BoundingBox(start, (xs[1] - xs[0], ys[1] - ys[0], zs[1] - zs[0]))  # type: ignore[arg-type]
+        try:
+            data = self.mag_view.read(sub)
+        except DatasetFormatError as error:
+            if self.on_error == "raise":
+                raise
+            message = str(error)
+            if message not in self._reported:
+                self._reported.add(message)
+                _warn(f"{message}; showing zeros there")
+            data = np.zeros(self.mag_view.array_shape(sub), self.dtype)
+        return data[(slice(None),) * 3 + tuple(key[3:])] if len(key) > 3 else data
+
+
+class Layer:
+    """A data layer: properties plus the mags found on disk."""
+
+    def __init__(self, dataset: Dataset, properties: LayerProperties) -> None:
+        self.dataset = dataset
+        self.properties = properties
+        self.path = dataset.path / properties.name
+        self.mags: dict[Mag, MagView] = {}
+        missing = []
+        for entry in properties.mags:
+            mag_path = self._mag_path(entry)
+            if mag_path is None:
+                missing.append(entry.mag.folder_name())
+                continue
+            self.mags[entry.mag] = MagView(self, entry.mag, mag_path)
+        if missing:
+            _warn(
+                f"{self.dataset.path / PROPERTIES_FILE}: layer {self.name!r} lists mag(s) "
+                f"{', '.join(missing)} but {self.path} has no such folder with {HEADER_FILE}; "
+                "using the mags that exist"
+            )
+        self._sort_mags()
+
+    def __repr__(self) -> str:
+        return f"Layer({self.name!r}, {self.category}, mags={[m.folder_name() for m in self.mags]})"
+
+    def _mag_path(self, entry: MagEntry) -> Path | None:
+        candidates = []
+        if entry.path:
+            candidates.append(self.dataset.path / entry.path)
+        candidates += [self.path / entry.mag.folder_name(), self.path / str(entry.mag), self.path / str(entry.mag.x)]
+        if entry.mag.x == entry.mag.y == entry.mag.z:
+            candidates.append(self.path / f"{entry.mag.x}-{entry.mag.x}-{entry.mag.x}")
+        return next((c for c in candidates if (c / HEADER_FILE).is_file()), None)
+
+    def _sort_mags(self) -> None:
+        self.mags = dict(sorted(self.mags.items(), key=lambda item: item[0].sort_key()))
+
+    @property
+    def name(self) -> str:
+        return self.properties.name
+
+    @property
+    def category(self) -> str:
+        return self.properties.category
+
+    @property
+    def bounding_box(self) -> BoundingBox:
+        return self.properties.bounding_box
+
+    @bounding_box.setter
+    def bounding_box(self, box: BoundingBox) -> None:
+        self.properties.bounding_box = box
+
+    @property
+    def num_channels(self) -> int:
+        return self.properties.num_channels
+
+    @property
+    def dtype(self) -> np.dtype:
+        return dtype_for(self.properties.element_class, self.num_channels)
+
+    @property
+    def is_rgb(self) -> bool:
+        return self.num_channels == 3 and self.dtype == np.uint8
+
+    @property
+    def finest_mag(self) -> MagView:
+        if not self.mags:
+            raise DatasetFormatError(f"{self.path}: layer {self.name!r} has no readable mag")
+        return next(iter(self.mags.values()))
+
+    def add_mag(
+        self,
+        mag: Mag | str | int,
+        *,
+        block_type: int = BLOCK_LZ4,
+        file_len: int = 32,
+        block_len: int = 32,
+    ) -> MagView:
+        """Create an empty mag folder with its header and register it in the properties."""
+        mag = Mag.parse(mag)
+        if mag in self.mags:
+            raise WKWError(f"{self.path}: mag {mag.folder_name()} exists already")
+        mag_path = self.path / mag.folder_name()
+        header = WKWHeader(self.dtype, self.num_channels, block_len, file_len, block_type)
+        mag_path.mkdir(parents=True, exist_ok=True)
+        (mag_path / HEADER_FILE).write_bytes(header.to_bytes(0))
+        self.properties.mags.append(MagEntry(mag, f"./{self.name}/{mag.folder_name()}"))
+        self.mags[mag] = MagView(self, mag, mag_path)
+        self._sort_mags()
+        return self.mags[mag]
+
+    def aligned_box(self) -> BoundingBox:
+        """The bounding box grown to the grid of every mag (see :meth:`lazy_pyramid`)."""
+        return self.bounding_box.aligned(lcm_of_mags(self.mags))
+
+    def lazy_pyramid(self, on_error: str = "raise") -> list[da.Array]:
+        """One lazy array per mag, finest first, over :meth:`aligned_box`.
+
+        The box is aligned to every mag so that level shapes divide exactly by the
+        mags: napari derives each level's scale from the shapes, and any rounding
+        would shift the coarse levels against the fine ones. The padding reads as zeros.
+        """
+        box = self.aligned_box()
+        return [
+            view.lazy(_exact_in_mag(box, mag), on_error=on_error) for mag, view in self.mags.items()
+        ]
+
+
+def _exact_in_mag(box: BoundingBox, mag: Mag) -> BoundingBox:
+    return BoundingBox(
+        tuple(a // m for a, m in zip(box.topleft, mag.xyz)),  # type: ignore[arg-type]
+        tuple(s // m for s, m in zip(box.size, mag.xyz)),  # type: ignore[arg-type]
+    )
+
+
+class Dataset:
+    """A WKW dataset folder: ``datasource-properties.json`` plus one folder per layer."""
+
+    def __init__(self, path: Path, properties: DatasetProperties, *, has_properties_file: bool) -> None:
+        self.path = Path(path)
+        self.properties = properties
+        self.has_properties_file = has_properties_file
+        self.layers: dict[str, Layer] = {}
+        for layer_properties in properties.layers:
+            if layer_properties.data_format != "wkw":
+                _warn(f"{self.path}: layer {layer_properties.name!r} is {layer_properties.data_format}, not WKW; skipping it")
+                continue
+            layer = Layer(self, layer_properties)
+            if not layer.mags and has_properties_file and properties.layers:
+                _warn(f"{self.path}: layer {layer.name!r} has no mag on disk; skipping it")
+            self.layers[layer.name] = layer
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r}, layers={list(self.layers)})"
+
+    @property
+    def name(self) -> str:
+        return self.properties.name
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float]:
+        return self.properties.voxel_size
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Dataset:
+        """Open a dataset folder; without a properties file, discover layers and mags."""
+        path = Path(path)
+        if not path.is_dir():
+            raise NotWKWError(f"{path}: no such folder")
+        properties_path = path / PROPERTIES_FILE
+        if properties_path.is_file():
+            return cls(path, read_properties(properties_path), has_properties_file=True)
+        return cls.discover(path)
+
+    @classmethod
+    def discover(cls, path: str | os.PathLike, voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Dataset:
+        """Build the properties from what is on disk: layer folders, mag folders, headers."""
+        path = Path(path)
+        layers = [_discover_layer(child) for child in sorted(path.iterdir()) if child.is_dir()]
+        layers = [layer for layer in layers if layer is not None]
+        if not layers:
+            raise NotWKWError(f"{path}: no WKW layer (no <layer>/<mag>/{HEADER_FILE}) found")
+        return cls(path, DatasetProperties(name=path.name, voxel_size=voxel_size, layers=layers), has_properties_file=False)
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        voxel_size: Iterable[float],
+        *,
+        name: str | None = None,
+        unit: str = "nanometer",
+    ) -> Dataset:
+        """Create an empty dataset folder with its properties file."""
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            raise WKWError(f"{path}: folder exists and is not empty")
+        path.mkdir(parents=True, exist_ok=True)
+        voxel_size = tuple(float(v) for v in voxel_size)
+        if len(voxel_size) != 3 or min(voxel_size) <= 0:
+            raise WKWError(f"voxel size {voxel_size} must be three positive numbers")
+        properties = DatasetProperties(name=name or path.name, voxel_size=voxel_size, unit=unit)  # type: ignore[arg-type]
+        dataset = cls(path, properties, has_properties_file=True)
+        dataset.save_properties()
+        return dataset
+
+    def add_layer(
+        self,
+        name: str,
+        category: str,
+        dtype: np.dtype | str,
+        *,
+        num_channels: int = 1,
+        bounding_box: BoundingBox | None = None,
+    ) -> Layer:
+        """Add an empty layer (no mags yet); call :meth:`save_properties` when done."""
+        if name in self.layers:
+            raise WKWError(f"{self.path}: layer {name!r} exists already")
+        if category not in ("color", "segmentation"):
+            raise WKWError(f"category must be color or segmentation, not {category!r}")
+        dtype = np.dtype(dtype)
+        element_class = element_class_for(dtype, num_channels)
+        dtype_for(element_class, num_channels)  # rejects what WKW cannot store
+        properties = LayerProperties(
+            name=name,
+            category=category,
+            bounding_box=bounding_box or BoundingBox((0, 0, 0), (0, 0, 0)),
+            element_class=element_class,
+            num_channels=num_channels,
+            largest_segment_id=0 if category == "segmentation" else None,
+        )
+        self.properties.layers.append(properties)
+        layer = Layer(self, properties)
+        self.layers[name] = layer
+        return layer
+
+    def remove_layer(self, name: str) -> None:
+        """Drop a layer from the properties and delete its folder."""
+        layer = self.layers.pop(name)
+        self.properties.layers.remove(layer.properties)
+        shutil.rmtree(layer.path, ignore_errors=True)
+
+    def save_properties(self) -> None:
+        write_properties(self.path / PROPERTIES_FILE, self.properties)
+        self.has_properties_file = True
+
+
+def _discover_layer(layer_path: Path) -> LayerProperties | None:
+    mags = []
+    for child in sorted(layer_path.iterdir()):
+        if (child / HEADER_FILE).is_file():
+            try:
+                mags.append((Mag.parse(child.name), child))
+            except ValueError:
+                continue
+    if not mags:
+        return None
+    mags.sort(key=lambda item: item[0].sort_key())
+    finest_mag, finest_path = mags[0]
+    header = WKWHeader.read(finest_path / HEADER_FILE)
+    size = header.file_size
+    box = BoundingBox((0, 0, 0), (0, 0, 0))
+    for coords in existing_files(finest_path):
+        box = box.union(BoundingBox(tuple(c * size for c in coords), (size,) * 3))  # type: ignore[arg-type]
+    box = box.from_mag(finest_mag)
+    name = layer_path.name
+    category = "segmentation" if any(word in name.lower() for word in ("seg", "label")) else "color"
+    return LayerProperties(
+        name=name,
+        category=category,
+        bounding_box=box,
+        element_class=element_class_for(header.dtype, header.num_channels),
+        num_channels=header.num_channels,
+        mags=[MagEntry(mag) for mag, _ in mags],
+    )

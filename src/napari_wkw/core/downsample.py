@@ -1,0 +1,198 @@
+"""Downsampling: which mags to build, the filters, and streaming a pyramid to disk.
+
+Mags follow the reference tooling (webknossos-libs): the default coarsest mag is the
+power of two that brings the larger of x and y to about 100 voxels (at least 4); in
+anisotropic mode only the finest axes are doubled until they catch up with the others
+(11.24 x 11.24 x 25 nm gives 2-2-1, 4-4-2, 8-8-4 ...). Filters work on groups of
+``fx*fy*fz`` voxels ordered with x fastest, so ``mode`` breaks ties the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .dataset import Layer, MagView
+from .errors import WKWError
+from .geometry import BoundingBox, Mag, Vec3
+from .progress import CancelToken, ProgressCallback, ProgressReporter
+from .wkw_file import BLOCK_LZ4, suggested_file_len
+
+INTERPOLATIONS = ("median", "mode", "mean", "nearest", "max", "min")
+SAMPLING_MODES = ("anisotropic", "isotropic", "constant-z")
+
+
+def default_interpolation(category: str) -> str:
+    """Median for color (robust to noise, keeps edges), mode for segmentation (keeps ids)."""
+    return "mode" if category == "segmentation" else "median"
+
+
+def default_coarsest_mag(size_xyz: Sequence[int]) -> Mag:
+    """The reference's default: about 100 voxels along the larger of x and y, at least 4."""
+    largest = max(int(size_xyz[0]), int(size_xyz[1]), 1)
+    edge = max(2 ** math.ceil(math.log2(max(largest / 100, 1))), 4)
+    return Mag(edge, edge, edge)
+
+
+def plan_mags(
+    from_mag: Mag,
+    coarsest: Mag,
+    voxel_size: Sequence[float] | None = None,
+    mode: str = "anisotropic",
+) -> list[Mag]:
+    """The mags to build after ``from_mag``, each a power-of-two step of the previous.
+
+    As in the reference, building stops once the largest factor reaches the coarsest
+    mag's: for 11.24 x 11.24 x 25 nm and coarsest 32 the last mag is 32-32-16.
+    """
+    if mode not in SAMPLING_MODES:
+        raise WKWError(f"sampling mode must be one of {', '.join(SAMPLING_MODES)}, not {mode!r}")
+    if mode == "constant-z":
+        coarsest = Mag(coarsest.x, coarsest.y, from_mag.z)
+    current = np.array(from_mag.xyz)
+    limit = np.array(coarsest.xyz)
+    mags: list[Mag] = []
+    while current.max() < limit.max():
+        if mode != "anisotropic" or voxel_size is None:
+            new = np.minimum(current * 2, limit)
+        else:
+            size = current * np.asarray(voxel_size, dtype=float)
+            smallest = size == size.min()
+            factor = smallest + 1
+            all_doubled = size * 2
+            only_smallest = size * factor
+            if all_doubled.max() / all_doubled.min() < only_smallest.max() / only_smallest.min():
+                new = np.minimum(current * 2, limit)
+            else:
+                new = np.minimum(current * factor, limit)
+        if np.array_equal(new, current):
+            # the finest axes hit the limit first: double what is left
+            new = np.minimum(current * 2, limit)
+        current = new
+        mags.append(Mag(*(int(v) for v in current)))
+    return mags
+
+
+def _groups(data: np.ndarray, factor: Vec3) -> np.ndarray:
+    """Reshape (z, y, x, c) into (z', y', x', c, fz*fy*fx) with x fastest in each group."""
+    fx, fy, fz = factor
+    z, y, x, c = data.shape
+    grouped = data.reshape(z // fz, fz, y // fy, fy, x // fx, fx, c)
+    grouped = grouped.transpose(0, 2, 4, 6, 1, 3, 5)
+    return grouped.reshape(z // fz, y // fy, x // fx, c, fz * fy * fx)
+
+
+def _mode(groups: np.ndarray) -> np.ndarray:
+    n = groups.shape[-1]
+    counts = np.zeros(groups.shape, np.uint8)
+    for j in range(n):
+        counts += groups == groups[..., j : j + 1]
+    winner = counts.argmax(axis=-1)[..., None]
+    return np.take_along_axis(groups, winner, axis=-1)[..., 0]
+
+
+def _median(groups: np.ndarray) -> np.ndarray:
+    n = groups.shape[-1]
+    if n % 2:
+        return np.partition(groups, n // 2, axis=-1)[..., n // 2]
+    part = np.partition(groups, (n // 2 - 1, n // 2), axis=-1)
+    middle = (part[..., n // 2 - 1].astype(np.float64) + part[..., n // 2]) / 2
+    return middle.astype(groups.dtype)
+
+
+def _mean(groups: np.ndarray) -> np.ndarray:
+    mean = groups.mean(axis=-1, dtype=np.float64)
+    if groups.dtype.kind in "ui":
+        mean = np.rint(mean)
+    return mean.astype(groups.dtype)
+
+
+_FILTERS = {
+    "median": _median,
+    "mode": _mode,
+    "mean": _mean,
+    "nearest": lambda g: g[..., 0],
+    "max": lambda g: g.max(axis=-1),
+    "min": lambda g: g.min(axis=-1),
+}
+
+
+def downsample_data(data: np.ndarray, factor: Sequence[int], method: str) -> np.ndarray:
+    """Downsample a (z, y, x[, c]) array by ``factor`` (x, y, z); the shape must divide."""
+    if method not in _FILTERS:
+        raise WKWError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {method!r}")
+    factor = tuple(int(f) for f in factor)
+    squeeze = data.ndim == 3
+    data4 = data[..., None] if squeeze else data
+    if any(n % f for n, f in zip(data4.shape[2::-1], factor)):
+        raise WKWError(f"array of shape {data.shape} does not divide by factor {factor}")
+    if factor == (1, 1, 1):
+        return data
+    out = _FILTERS[method](_groups(data4, factor))  # type: ignore[arg-type]
+    return out[..., 0] if squeeze else out
+
+
+def downsample_mag(
+    layer: Layer,
+    source: MagView,
+    target: MagView,
+    method: str,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> None:
+    """Fill ``target`` from ``source``, one target WKW file per work unit."""
+    factor = tuple(t // s for t, s in zip(target.mag.xyz, source.mag.xyz))
+    if any(f * s != t for f, s, t in zip(factor, source.mag.xyz, target.mag.xyz)):
+        raise WKWError(f"mag {target.mag} is not a multiple of mag {source.mag}")
+    box = layer.bounding_box.in_mag(target.mag)
+    units = list(box.chunks((target.header.file_size,) * 3))
+    reporter = ProgressReporter(progress, len(units), f"downsampling mag {target.mag.folder_name()}", cancel)
+    tile = (256, 256, target.header.block_len)
+
+    def fetch(sub: BoundingBox) -> np.ndarray:
+        src = BoundingBox(
+            tuple(a * f for a, f in zip(sub.topleft, factor)),  # type: ignore[arg-type]
+            tuple(s * f for s, f in zip(sub.size, factor)),  # type: ignore[arg-type]
+        )
+        return downsample_data(source.read(src), factor, method)
+
+    for unit in units:
+        reporter.check()
+        target.write_file(unit, fetch, tile)
+        reporter.advance()
+
+
+def build_pyramid(
+    layer: Layer,
+    *,
+    coarsest: Mag | None = None,
+    method: str | None = None,
+    sampling_mode: str = "anisotropic",
+    block_type: int = BLOCK_LZ4,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> list[Mag]:
+    """Build every missing mag from the finest one, each from the previous; returns them.
+
+    Memory is one tile per step (256 x 256 x 32 target voxels and its source), never
+    the layer. Mags already present are reused as sources, not rebuilt.
+    """
+    method = method or default_interpolation(layer.category)
+    finest = layer.finest_mag
+    coarsest = coarsest or default_coarsest_mag(layer.bounding_box.size)
+    built = []
+    previous = finest
+    for mag in plan_mags(finest.mag, coarsest, layer.dataset.voxel_size, sampling_mode):
+        if mag in layer.mags:
+            previous = layer.mags[mag]
+            continue
+        header = finest.header
+        extent = layer.bounding_box.in_mag(mag).bottomright
+        file_len = suggested_file_len(extent, header.block_len, maximum=header.file_len)
+        target = layer.add_mag(mag, block_type=block_type, file_len=file_len, block_len=header.block_len)
+        downsample_mag(layer, previous, target, method, progress, cancel)
+        built.append(mag)
+        previous = target
+    return built

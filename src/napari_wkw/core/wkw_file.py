@@ -1,0 +1,233 @@
+"""The WKW file format at the byte level: headers and compressed files.
+
+Reading goes through the reference library ``wkw`` (libwkw). Writing compressed
+files does not: libwkw can only write a compressed file as a whole, from one
+in-memory array of the full file (1024^3 voxels at the default file length). Here
+compressed files are assembled block by block (LZ4 blocks in Morton order behind
+a jump table, as the format specifies), so memory stays at one tile plus the
+compressed bytes of one file, and unchanged blocks of an existing file are copied
+without decoding. Files are written beside their target and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import lz4.block
+import numpy as np
+
+from .element_class import WKW_DTYPES
+from .errors import DatasetFormatError
+
+HEADER_SIZE = 16
+MAGIC = b"WKW"
+BLOCK_RAW, BLOCK_LZ4, BLOCK_LZ4HC = 1, 2, 3
+_LZ4_MODES = {BLOCK_LZ4: "default", BLOCK_LZ4HC: "high_compression"}
+
+
+@dataclass(frozen=True)
+class WKWHeader:
+    """What ``header.wkw`` (and the first 16 bytes of every data file) says."""
+
+    dtype: np.dtype
+    num_channels: int = 1
+    block_len: int = 32
+    file_len: int = 32
+    block_type: int = BLOCK_LZ4
+
+    @property
+    def compressed(self) -> bool:
+        return self.block_type != BLOCK_RAW
+
+    @property
+    def file_size(self) -> int:
+        """Edge length of one file in voxels."""
+        return self.block_len * self.file_len
+
+    @property
+    def voxel_bytes(self) -> int:
+        return self.dtype.itemsize * self.num_channels
+
+    @property
+    def block_bytes(self) -> int:
+        return self.block_len**3 * self.voxel_bytes
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: Path | str) -> WKWHeader:
+        if len(data) < HEADER_SIZE:
+            raise DatasetFormatError(f"{path}: WKW header is truncated ({len(data)} of 16 bytes)")
+        if data[:3] != MAGIC:
+            raise DatasetFormatError(f"{path}: not a WKW file (bad magic bytes {data[:3]!r})")
+        if data[3] != 1:
+            raise DatasetFormatError(f"{path}: unsupported WKW version {data[3]}")
+        lens, block_type, voxel_type, voxel_size = data[4], data[5], data[6], data[7]
+        if block_type not in (BLOCK_RAW, BLOCK_LZ4, BLOCK_LZ4HC):
+            raise DatasetFormatError(f"{path}: unknown WKW block type {block_type}")
+        if not 1 <= voxel_type <= len(WKW_DTYPES):
+            raise DatasetFormatError(f"{path}: unknown WKW voxel type {voxel_type}")
+        dtype = WKW_DTYPES[voxel_type - 1]
+        if voxel_size == 0 or voxel_size % dtype.itemsize:
+            raise DatasetFormatError(f"{path}: voxel size {voxel_size} does not fit {dtype}")
+        return cls(
+            dtype=dtype,
+            num_channels=voxel_size // dtype.itemsize,
+            block_len=1 << (lens & 0x0F),
+            file_len=1 << (lens >> 4),
+            block_type=block_type,
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> WKWHeader:
+        try:
+            with open(path, "rb") as f:
+                return cls.from_bytes(f.read(HEADER_SIZE), path)
+        except OSError as error:
+            raise DatasetFormatError(f"{path}: cannot read WKW header ({error.strerror})") from None
+
+    def to_bytes(self, data_offset: int = 0) -> bytes:
+        lens = (self.file_len.bit_length() - 1) << 4 | (self.block_len.bit_length() - 1)
+        voxel_type = WKW_DTYPES.index(self.dtype) + 1
+        return MAGIC + bytes([1, lens, self.block_type, voxel_type, self.voxel_bytes]) + struct.pack(
+            "<Q", data_offset
+        )
+
+    def with_block_type(self, block_type: int) -> WKWHeader:
+        return WKWHeader(self.dtype, self.num_channels, self.block_len, self.file_len, block_type)
+
+
+def suggested_file_len(extent: tuple[int, ...], block_len: int = 32, maximum: int = 32) -> int:
+    """Blocks per file edge: 32 (the usual 1024-voxel files) unless the data is smaller.
+
+    Compressed files store every block, empty ones included, so a small volume in
+    1024^3-voxel files would carry megabytes of compressed zeros. WKW readers take the
+    file length from each mag's header, so a shorter one is as valid.
+    """
+    blocks = max(1, -(-max(extent) // block_len))
+    file_len = 1
+    while file_len < blocks and file_len < maximum:
+        file_len *= 2
+    return file_len
+
+
+@lru_cache(maxsize=8)
+def morton_table(file_len: int) -> np.ndarray:
+    """Morton index of every block of a file, as an array indexed [bz, by, bx]."""
+    coords = np.arange(file_len, dtype=np.int64)
+    index = np.zeros((file_len,) * 3, dtype=np.int64)
+    for bit in range(file_len.bit_length()):
+        bits = (coords >> bit) & 1
+        index |= bits[None, None, :] << (3 * bit)  # x
+        index |= bits[None, :, None] << (3 * bit + 1)  # y
+        index |= bits[:, None, None] << (3 * bit + 2)  # z
+    return index
+
+
+class CompressedFileWriter:
+    """Collects the blocks of one compressed WKW file and writes it atomically.
+
+    Blocks not given keep their old bytes when the file exists, else they are zeros.
+    """
+
+    def __init__(self, path: Path, header: WKWHeader) -> None:
+        if not header.compressed:
+            raise ValueError("CompressedFileWriter needs an LZ4 or LZ4HC header")
+        self.path = Path(path)
+        self.header = header
+        self.blocks: dict[int, bytes] = {}
+        self._old: tuple[bytes, np.ndarray, int] | None = None
+        if self.path.exists():
+            self._old = _load_compressed(self.path, header)
+
+    def put(self, bx: int, by: int, bz: int, block: np.ndarray) -> None:
+        """Store one block given as a (z, y, x[, c]) array of block_len^3 voxels."""
+        index = int(morton_table(self.header.file_len)[bz, by, bx])
+        self.blocks[index] = self.encode(block)
+
+    def encode(self, block: np.ndarray) -> bytes:
+        raw = np.ascontiguousarray(block, dtype=self.header.dtype)
+        return lz4.block.compress(
+            memoryview(raw).cast("B"), store_size=False, mode=_LZ4_MODES[self.header.block_type]
+        )
+
+    def old_block(self, bx: int, by: int, bz: int) -> np.ndarray | None:
+        """The decoded (z, y, x, c) block of the existing file, or None without one."""
+        if self._old is None:
+            return None
+        index = int(morton_table(self.header.file_len)[bz, by, bx])
+        raw = lz4.block.decompress(self._old_bytes(index), uncompressed_size=self.header.block_bytes)
+        n = self.header.block_len
+        return np.frombuffer(raw, self.header.dtype).reshape(n, n, n, self.header.num_channels)
+
+    def _old_bytes(self, index: int) -> bytes:
+        data, jump, data_offset = self._old  # type: ignore[misc]
+        start = data_offset if index == 0 else int(jump[index - 1])
+        return data[start : int(jump[index])]
+
+    def write(self) -> None:
+        count = self.header.file_len**3
+        data_offset = HEADER_SIZE + 8 * count
+        zero = None
+        pieces = []
+        for index in range(count):
+            piece = self.blocks.get(index)
+            if piece is None:
+                if self._old is not None:
+                    piece = self._old_bytes(index)
+                else:
+                    if zero is None:
+                        n = self.header.block_len
+                        zero = self.encode(np.zeros((n, n, n, self.header.num_channels), self.header.dtype))
+                    piece = zero
+            pieces.append(piece)
+        ends = data_offset + np.cumsum([len(p) for p in pieces], dtype=np.uint64)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            f.write(self.header.to_bytes(data_offset))
+            f.write(ends.astype("<u8").tobytes())
+            f.writelines(pieces)
+        os.replace(partial, self.path)
+
+
+def _load_compressed(path: Path, header: WKWHeader) -> tuple[bytes, np.ndarray, int]:
+    data = path.read_bytes()
+    file_header = WKWHeader.from_bytes(data[:HEADER_SIZE], path)
+    if file_header.with_block_type(header.block_type) != header or not file_header.compressed:
+        raise DatasetFormatError(f"{path}: file header does not match the mag's header.wkw")
+    count = header.file_len**3
+    data_offset = struct.unpack_from("<Q", data, 8)[0]
+    jump = np.frombuffer(data, "<u8", count=count, offset=HEADER_SIZE)
+    if data_offset != HEADER_SIZE + 8 * count or int(jump[-1]) != len(data):
+        raise DatasetFormatError(f"{path}: compressed WKW file is truncated or corrupt")
+    return data, jump, data_offset
+
+
+def file_path(mag_path: Path, fx: int, fy: int, fz: int) -> Path:
+    """Where the data file with file coordinates (fx, fy, fz) lives."""
+    return mag_path / f"z{fz}" / f"y{fy}" / f"x{fx}.wkw"
+
+
+def existing_files(mag_path: Path) -> list[tuple[int, int, int]]:
+    """File coordinates (x, y, z) of every data file of a mag (no data is read)."""
+    found = []
+    for zdir in _numbered(mag_path, "z"):
+        for ydir in _numbered(zdir[1], "y"):
+            for xfile in ydir[1].glob("x*.wkw"):
+                stem = xfile.stem[1:]
+                if stem.isdigit():
+                    found.append((int(stem), ydir[0], zdir[0]))
+    return found
+
+
+def _numbered(folder: Path, prefix: str) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    out = []
+    for child in folder.iterdir():
+        if child.name.startswith(prefix) and child.name[1:].isdigit() and child.is_dir():
+            out.append((int(child.name[1:]), child))
+    return out

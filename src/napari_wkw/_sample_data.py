@@ -16,14 +16,11 @@ def sample_dataset_path() -> Path:
     path = Path(tempfile.gettempdir()) / "napari-wkw-sample-v2"
     if not (path / "datasource-properties.json").is_file():
         image, labels = cells()
-        save_dataset(
-            path,
-            name="wkw-sample",
-            [
-                ArrayLayer("color", "color", [image], SAMPLE_VOXEL_SIZE),
-                ArrayLayer("segmentation", "segmentation", [labels], SAMPLE_VOXEL_SIZE),
-            ],
-        )
+        layers = [
+            ArrayLayer("color", "color", [image], SAMPLE_VOXEL_SIZE),
+            ArrayLayer("segmentation", "segmentation", [labels], SAMPLE_VOXEL_SIZE),
+        ]
+        save_dataset(path, layers, name="wkw-sample")
     return path
 
 

@@ -164,7 +164,7 @@ def test_missing_listed_mag_warns_and_shows_the_rest(wkw_copy):
         layers = read_wkw(str(path))
     kinds = sorted(kind for _, _, kind in layers)
     assert kinds == ["image", "labels"]
-    for data, meta, _ in layers:
+    for _, meta, _ in layers:
         assert meta["multiscale"] is False
         assert meta["scale"] == pytest.approx((28.0, 11.24, 11.24))
 

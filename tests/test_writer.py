@@ -76,7 +76,8 @@ def test_multiscale_layer_is_written_level_by_level(tmp_path):
     levels = [CountingLevel(base), CountingLevel(level1)]
     meta = {"name": "pyr", "multiscale": True, "scale": (10.0, 10.0, 10.0)}
     write_layers(str(tmp_path / "m"), [(levels, meta, "image")])
-    mags = [m["mag"] for m in json.loads((tmp_path / "m" / "datasource-properties.json").read_text())["dataLayers"][0]["mags"]]
+    properties = json.loads((tmp_path / "m" / "datasource-properties.json").read_text())
+    mags = [m["mag"] for m in properties["dataLayers"][0]["mags"]]
     assert mags[:2] == [[1, 1, 1], [2, 2, 1]]
     # level 1 was written as it was given, not recomputed
     np.testing.assert_array_equal(_bare(tmp_path / "m" / "pyr" / "2-2-1", (0, 0, 0), (550, 550, 64))[..., 0], level1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-
 from .core.save import ArrayLayer, save_dataset
 
 

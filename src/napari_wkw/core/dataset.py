@@ -380,7 +380,8 @@ class Dataset:
         self.layers: dict[str, Layer] = {}
         for layer_properties in properties.layers:
             if layer_properties.data_format != "wkw":
-                _warn(f"{self.path}: layer {layer_properties.name!r} is {layer_properties.data_format}, not WKW; skipping it")
+                name, data_format = layer_properties.name, layer_properties.data_format
+                _warn(f"{self.path}: layer {name!r} is stored as {data_format}, not WKW; skipping it")
                 continue
             layer = Layer(self, layer_properties)
             if not layer.mags and has_properties_file and properties.layers:
@@ -417,7 +418,8 @@ class Dataset:
         layers = [layer for layer in layers if layer is not None]
         if not layers:
             raise NotWKWError(f"{path}: no WKW layer (no <layer>/<mag>/{HEADER_FILE}) found")
-        return cls(path, DatasetProperties(name=path.name, voxel_size=voxel_size, layers=layers), has_properties_file=False)
+        properties = DatasetProperties(name=path.name, voxel_size=voxel_size, layers=layers)
+        return cls(path, properties, has_properties_file=False)
 
     @classmethod
     def create(

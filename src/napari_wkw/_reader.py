@@ -35,7 +35,7 @@ def read_wkw(path: str | list[str]) -> list[tuple]:
     if isinstance(path, list | tuple):
         path = path[0]
     selection = _locate_best_effort(Path(path))
-    return [layer_data(layer, selection.mag) for layer in selection.layers if layer.mags]
+    return [item for layer in selection.layers if layer.mags for item in layer_data(layer, selection.mag)]
 
 
 def _locate_best_effort(path: Path) -> Selection:
@@ -51,18 +51,19 @@ def _locate_best_effort(path: Path) -> Selection:
         return Selection(dataset, list(dataset.layers.values()))
 
 
-def layer_data(layer: Layer, mag: Mag | None = None) -> tuple:
-    """The (data, kwargs, layer_type) tuple for one layer, all levels or a single mag."""
+def layer_data(layer: Layer, mag: Mag | None = None) -> list[tuple]:
+    """(data, kwargs, layer_type) tuples for one WKW layer (one per channel for
+    multi-channel color layers other than RGB), with all levels or a single mag."""
     dataset = layer.dataset
     voxel = np.array(dataset.voxel_size)
     if mag is None:
-        arrays = layer.lazy_pyramid(on_error="warn")
+        arrays = layer.view_pyramid(on_error="warn")
         finest = next(iter(layer.mags))
         origin = layer.aligned_box().topleft
     else:
         view = layer.mags[mag]
         box = layer.bounding_box.in_mag(mag)
-        arrays = [view.lazy(box, on_error="warn")]
+        arrays = [view.view(box, on_error="warn")]
         finest = mag
         origin = box.from_mag(mag).topleft
     scale = (voxel * np.array(finest.xyz))[::-1]
@@ -83,30 +84,35 @@ def layer_data(layer: Layer, mag: Mag | None = None) -> tuple:
             "wkw_voxel_size": tuple(dataset.voxel_size),
         },
     }
-    data = arrays if len(arrays) > 1 else arrays[0]
-    if layer.category == "segmentation":
-        if layer.num_channels > 1:
-            data = [a[..., 0] for a in arrays] if len(arrays) > 1 else arrays[0][..., 0]
-        return (data, kwargs, "labels")
-    kwargs["rgb"] = layer.is_rgb
-    if layer.num_channels > 1 and not layer.is_rgb:
-        kwargs["channel_axis"] = 3
-        kwargs["name"] = [f"{name} c{i}" for i in range(layer.num_channels)]
-    limits = _contrast_limits(arrays[-1], layer)
-    if limits is not None:
-        kwargs["contrast_limits"] = limits
-    return (data, kwargs, "image")
+    if layer.category == "segmentation" and layer.num_channels == 1:
+        return [(_levels(arrays), kwargs, "labels")]
+    if layer.num_channels == 1 or layer.is_rgb:
+        kwargs["rgb"] = layer.is_rgb
+        limits = _contrast_limits(arrays[-1], layer)
+        if limits is not None:
+            kwargs["contrast_limits"] = limits
+        return [(_levels(arrays), kwargs, "image")]
+    # other multi-channel layers: one image per channel, each a lazy channel view
+    out = []
+    for index in range(layer.num_channels):
+        channel = [array.channel(index) for array in arrays]
+        channel_kwargs = {**kwargs, "name": f"{name} c{index}", "rgb": False, "blending": "additive"}
+        limits = _contrast_limits(channel[-1], layer)
+        if limits is not None:
+            channel_kwargs["contrast_limits"] = limits
+        out.append((_levels(channel), channel_kwargs, "image"))
+    return out
 
 
-def _contrast_limits(coarsest, layer: Layer):
+def _levels(arrays: list) -> list | object:
+    return arrays if len(arrays) > 1 else arrays[0]
+
+
+def _contrast_limits(coarsest, layer: Layer) -> list[float] | None:
     """Min/max of the coarsest level when it is small; None lets napari decide (uint8: 0-255)."""
     if layer.dtype == np.uint8 or np.prod(coarsest.shape) > CONTRAST_VOXEL_LIMIT:
         return None
-    values = np.asarray(coarsest)
-    if layer.num_channels > 1 and not layer.is_rgb:
-        limits = [_span(values[..., c]) for c in range(layer.num_channels)]
-        return limits
-    return _span(values)
+    return _span(np.asarray(coarsest))
 
 
 def _span(values: np.ndarray) -> list[float]:

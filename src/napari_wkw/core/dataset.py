@@ -21,8 +21,9 @@ import numpy as np
 import wkw
 
 from .element_class import dtype_for, element_class_for
-from .errors import DatasetFormatError, NotWKWError, WKWError
+from .errors import DatasetFormatError, NotWKWError, WKWError, WKWWarning
 from .geometry import BoundingBox, Mag, Vec3, lcm_of_mags
+from .view import MagArray
 from .properties import (
     PROPERTIES_FILE,
     DatasetProperties,
@@ -34,14 +35,6 @@ from .properties import (
 from .wkw_file import BLOCK_LZ4, CompressedFileWriter, WKWHeader, existing_files, file_path
 
 HEADER_FILE = "header.wkw"
-#: dask chunk edge in x and y (voxels); z uses the block length so one chunk is one
-#: layer of WKW blocks and scrolling through z decodes every block once.
-DEFAULT_CHUNK_XY = 512
-
-
-class WKWWarning(UserWarning):
-    """Something is off with a dataset but it can still be shown (best effort)."""
-
 
 def _warn(message: str) -> None:
     warnings.warn(message, WKWWarning, stacklevel=3)
@@ -188,22 +181,21 @@ class MagView:
             box = box.union(BoundingBox(tuple(c * size for c in coords), (size,) * 3))  # type: ignore[arg-type]
         return box
 
-    def lazy(self, box: BoundingBox, chunk_xy: int = DEFAULT_CHUNK_XY, on_error: str = "raise") -> da.Array:
+    def view(self, box: BoundingBox, on_error: str = "raise") -> MagArray:
+        """A read-only array-like of ``box`` for viewers: cached, O(1) to create and slice."""
+        return MagArray(self, box, on_error=on_error)
+
+    def lazy(self, box: BoundingBox, on_error: str = "raise") -> da.Array:
         """A dask array of ``box`` (this mag's voxels) that reads nothing until computed.
 
         Chunk borders sit on the absolute block grid: z chunks are one block deep and
-        x/y chunks ``chunk_xy`` wide, so each chunk decodes whole blocks exactly once.
-        With ``on_error="warn"`` an unreadable file gives zeros and one warning (viewer use).
+        x/y chunks 512 wide, so each chunk decodes whole blocks exactly once. Prefer
+        :meth:`view` for very large boxes: dask's graph work grows with the chunk count.
         """
-        step = (chunk_xy, chunk_xy, self.header.block_len)
-        chunks = [_grid_chunks(a, b, s) for a, b, s in zip(box.topleft, box.bottomright, step)]
-        chunks = [chunks[2], chunks[1], chunks[0]]
-        if self.num_channels > 1:
-            chunks.append((self.num_channels,))
-        source = _LazySource(self, box, on_error)
+        source = MagArray(self, box, cache=None, on_error=on_error)
         return da.from_array(
             source,
-            chunks=tuple(chunks),
+            chunks=source.chunks,
             name=f"wkw-{self.mag}-{uuid.uuid4().hex}",
             asarray=False,
             fancy=False,
@@ -216,41 +208,6 @@ def _default_tile(header: WKWHeader) -> Vec3:
     """Tiles of up to 512 x 512 x 32 voxels (one block deep), aligned to blocks."""
     xy = max(header.block_len, min(512, header.file_size))
     return (xy, xy, header.block_len)
-
-
-def _grid_chunks(start: int, stop: int, step: int) -> tuple[int, ...]:
-    edges = [start] + list(range((start // step + 1) * step, stop, step)) + [stop]
-    sizes = tuple(b - a for a, b in zip(edges[:-1], edges[1:]))
-    return sizes if stop > start else (0,)
-
-
-class _LazySource:
-    """Array-like over a box of a mag, for ``da.from_array`` (sliced by dask only)."""
-
-    def __init__(self, mag_view: MagView, box: BoundingBox, on_error: str) -> None:
-        self.mag_view = mag_view
-        self.box = box
-        self.on_error = on_error
-        self.shape = mag_view.array_shape(box)
-        self.dtype = mag_view.dtype
-        self.ndim = len(self.shape)
-        self._reported: set[str] = set()
-
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
-        zs, ys, xs = (k.indices(n) for k, n in zip(key[:3], self.shape[:3]))
-        start = (self.box.topleft[0] + xs[0], self.box.topleft[1] + ys[0], self.box.topleft[2] + zs[0])
-        sub = BoundingBox(start, (xs[1] - xs[0], ys[1] - ys[0], zs[1] - zs[0]))  # type: ignore[arg-type]
-        try:
-            data = self.mag_view.read(sub)
-        except DatasetFormatError as error:
-            if self.on_error == "raise":
-                raise
-            message = str(error)
-            if message not in self._reported:
-                self._reported.add(message)
-                _warn(f"{message}; showing zeros there")
-            data = np.zeros(self.mag_view.array_shape(sub), self.dtype)
-        return data[(slice(None),) * 3 + tuple(key[3:])] if len(key) > 3 else data
 
 
 class Layer:
@@ -350,17 +307,23 @@ class Layer:
         """The bounding box grown to the grid of every mag (see :meth:`lazy_pyramid`)."""
         return self.bounding_box.aligned(lcm_of_mags(self.mags))
 
-    def lazy_pyramid(self, on_error: str = "raise") -> list[da.Array]:
-        """One lazy array per mag, finest first, over :meth:`aligned_box`.
+    def mag_boxes(self) -> dict[Mag, BoundingBox]:
+        """Per mag, :meth:`aligned_box` in that mag's voxels (exact: the box divides).
 
         The box is aligned to every mag so that level shapes divide exactly by the
         mags: napari derives each level's scale from the shapes, and any rounding
         would shift the coarse levels against the fine ones. The padding reads as zeros.
         """
         box = self.aligned_box()
-        return [
-            view.lazy(_exact_in_mag(box, mag), on_error=on_error) for mag, view in self.mags.items()
-        ]
+        return {mag: _exact_in_mag(box, mag) for mag in self.mags}
+
+    def view_pyramid(self, on_error: str = "raise") -> list[MagArray]:
+        """One :class:`MagArray` per mag, finest first (what the napari reader shows)."""
+        return [self.mags[mag].view(box, on_error) for mag, box in self.mag_boxes().items()]
+
+    def lazy_pyramid(self, on_error: str = "raise") -> list[da.Array]:
+        """One dask array per mag, finest first, over the same boxes as :meth:`view_pyramid`."""
+        return [self.mags[mag].lazy(box, on_error) for mag, box in self.mag_boxes().items()]
 
 
 def _exact_in_mag(box: BoundingBox, mag: Mag) -> BoundingBox:

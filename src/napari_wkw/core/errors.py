@@ -25,3 +25,7 @@ class TargetExistsError(WKWError):
 
 class CancelledError(WKWError):
     """The operation was cancelled through its cancel token."""
+
+
+class WKWWarning(UserWarning):
+    """Something is off with a dataset but it can still be shown (best effort)."""

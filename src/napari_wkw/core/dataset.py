@@ -23,7 +23,6 @@ import wkw
 from .element_class import dtype_for, element_class_for
 from .errors import DatasetFormatError, NotWKWError, WKWError, WKWWarning
 from .geometry import BoundingBox, Mag, Vec3, lcm_of_mags
-from .view import MagArray
 from .properties import (
     PROPERTIES_FILE,
     DatasetProperties,
@@ -32,9 +31,11 @@ from .properties import (
     read_properties,
     write_properties,
 )
+from .view import MagArray
 from .wkw_file import BLOCK_LZ4, CompressedFileWriter, WKWHeader, existing_files, file_path
 
 HEADER_FILE = "header.wkw"
+
 
 def _warn(message: str) -> None:
     warnings.warn(message, WKWWarning, stacklevel=3)
@@ -226,10 +227,10 @@ class Layer:
                 continue
             self.mags[entry.mag] = MagView(self, entry.mag, mag_path)
         if missing:
+            outcome = "using the mags that exist" if self.mags else "the layer has no readable mag and is skipped"
             _warn(
                 f"{self.dataset.path / PROPERTIES_FILE}: layer {self.name!r} lists mag(s) "
-                f"{', '.join(missing)} but {self.path} has no such folder with {HEADER_FILE}; "
-                "using the mags that exist"
+                f"{', '.join(missing)} but {self.path} has no such folder with {HEADER_FILE}; {outcome}"
             )
         self._sort_mags()
 
@@ -347,8 +348,6 @@ class Dataset:
                 _warn(f"{self.path}: layer {name!r} is stored as {data_format}, not WKW; skipping it")
                 continue
             layer = Layer(self, layer_properties)
-            if not layer.mags and has_properties_file and properties.layers:
-                _warn(f"{self.path}: layer {layer.name!r} has no mag on disk; skipping it")
             self.layers[layer.name] = layer
 
     def __repr__(self) -> str:

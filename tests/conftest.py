@@ -17,6 +17,8 @@ def wkw_copy(tmp_path):
 
     def copy(name: str) -> Path:
         target = tmp_path / name
+        if target.exists():
+            return target
         shutil.copytree(DATA / "wkw" / name, target)
         for path in target.rglob("*"):
             path.chmod(0o755 if path.is_dir() else 0o644)

@@ -46,7 +46,7 @@ def test_write_then_read_equals_source_and_libwkw(tmp_path, dtype, channels, blo
     # a box reaching past the data on every side: zeros there (compressed zero blocks decode)
     outer = BoundingBox((0, 0, 0), (OFFSET[0] + SHAPE[2] + 40, OFFSET[1] + SHAPE[1] + 30, OFFSET[2] + SHAPE[0] + 50))
     expected = np.zeros(mag.array_shape(outer), volume.dtype)
-    expected[OFFSET[2] : OFFSET[2] + SHAPE[0], OFFSET[1] : OFFSET[1] + SHAPE[1], OFFSET[0] : OFFSET[0] + SHAPE[2]] = volume
+    expected[BoundingBox(OFFSET, SHAPE[::-1]).zyx_slices()] = volume
     np.testing.assert_array_equal(mag.read(outer), expected)
     bare = bare_read(mag.path, outer.topleft, outer.size)
     np.testing.assert_array_equal(bare if channels > 1 else bare[..., 0], expected)

@@ -1,0 +1,91 @@
+"""Downsampling filters and mag planning against slow, obviously correct references."""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import product
+
+import numpy as np
+import pytest
+import wkw
+
+from napari_wkw.core import BoundingBox, Dataset, Mag, build_pyramid, default_coarsest_mag, plan_mags
+from napari_wkw.core.downsample import downsample_data
+from napari_wkw.core.writing import write_array
+
+
+def reference(data: np.ndarray, factor, method: str) -> np.ndarray:
+    """Loop over output voxels; each group ordered (z, y, x) with x fastest."""
+    fx, fy, fz = factor
+    data4 = data if data.ndim == 4 else data[..., None]
+    z, y, x, c = data4.shape
+    out = np.zeros((z // fz, y // fy, x // fx, c), data.dtype)
+    for k, j, i, ch in product(range(z // fz), range(y // fy), range(x // fx), range(c)):
+        group = data4[k * fz : (k + 1) * fz, j * fy : (j + 1) * fy, i * fx : (i + 1) * fx, ch].ravel()
+        if method == "mode":
+            counts = Counter(group.tolist())
+            best = max(counts.values())
+            value = next(v for v in group.tolist() if counts[v] == best)
+        elif method == "median":
+            value = np.median(group)
+        elif method == "mean":
+            value = np.rint(group.mean()) if data.dtype.kind in "ui" else group.mean()
+        elif method == "nearest":
+            value = group[0]
+        else:
+            value = getattr(group, method)()
+        out[k, j, i, ch] = np.array(value).astype(data.dtype)
+    return out if data.ndim == 4 else out[..., 0]
+
+
+@pytest.mark.parametrize("method", ["median", "mode", "mean", "nearest", "max", "min"])
+@pytest.mark.parametrize("factor", [(2, 2, 2), (2, 2, 1), (4, 4, 2)])
+@pytest.mark.parametrize("dtype", ["uint8", "uint32", "float32"])
+def test_filters_match_reference(method, factor, dtype):
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, 4, (8, 8, 8)).astype(dtype)  # few values: many mode ties
+    np.testing.assert_array_equal(downsample_data(data, factor, method), reference(data, factor, method))
+
+
+def test_multichannel_downsampling_is_per_channel():
+    data = np.random.default_rng(1).integers(0, 255, (4, 6, 8, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(downsample_data(data, (2, 2, 2), "median"), reference(data, (2, 2, 2), "median"))
+
+
+def test_mode_tie_goes_to_first_value_with_x_fastest():
+    group = np.array([[[5, 3], [3, 5]], [[7, 7], [9, 9]]], np.uint32)  # (z, y, x): 5,3,3,5,7,7,9,9
+    assert downsample_data(group, (2, 2, 2), "mode").item() == 5
+
+
+def test_plan_mags_like_the_reference_tooling():
+    assert [m.folder_name() for m in plan_mags(Mag(1, 1, 1), Mag(32, 32, 32), (11.24, 11.24, 25))] == [
+        "2-2-1", "4-4-2", "8-8-4", "16-16-8", "32-32-16",
+    ]
+    assert [m.folder_name() for m in plan_mags(Mag(1, 1, 1), Mag(8, 8, 8), (5, 5, 5))] == ["2", "4", "8"]
+    assert [m.folder_name() for m in plan_mags(Mag(1, 1, 1), Mag(4, 4, 4), None, "isotropic")] == ["2", "4"]
+    assert [m.folder_name() for m in plan_mags(Mag(1, 1, 1), Mag(8, 8, 8), (1, 1, 1), "constant-z")] == [
+        "2-2-1", "4-4-1", "8-8-1",
+    ]
+    assert default_coarsest_mag((2048, 2048, 128)) == Mag(32, 32, 32)
+    assert default_coarsest_mag((24, 24, 24)) == Mag(4, 4, 4)
+
+
+def test_build_pyramid_each_mag_from_the_previous(tmp_path):
+    ds = Dataset.create(tmp_path / "ds", (11.24, 11.24, 25.0))
+    box = BoundingBox((3, 10, 2), (150, 90, 20))
+    layer = ds.add_layer("seg", "segmentation", np.uint16, bounding_box=box)
+    labels = np.repeat(np.random.default_rng(2).integers(0, 6, (20, 90, 75)), 2, axis=2).astype(np.uint16)
+    write_array(layer.add_mag(1, file_len=4), labels, box.topleft)
+    built = build_pyramid(layer)
+    assert [m.folder_name() for m in built] == ["2-2-1", "4-4-2"]
+    previous = Mag(1, 1, 1)
+    for mag in built:
+        factor = tuple(m // p for m, p in zip(mag.xyz, previous.xyz))
+        target = box.in_mag(mag)
+        source_box = BoundingBox(tuple(a * f for a, f in zip(target.topleft, factor)),
+                                 tuple(s * f for s, f in zip(target.size, factor)))
+        source = wkw.Dataset.open(str(layer.mags[previous].path)).read(source_box.topleft, source_box.size)[0].T
+        expected = reference(source, factor, "mode")
+        got = wkw.Dataset.open(str(layer.mags[mag].path)).read(target.topleft, target.size)[0].T
+        np.testing.assert_array_equal(got, expected)
+        previous = mag

@@ -90,3 +90,26 @@ def test_broken_data_file_keeps_the_viewer_alive(make_napari_viewer, wkw_copy):
         viewer.screenshot(canvas_only=True, flash=False)
     viewer.add_image(np.ones((5, 5)), name="still works")
     assert len(viewer.layers) == 2
+
+
+def test_corrupt_header_is_one_clear_error_and_the_viewer_lives_on(make_napari_viewer, wkw_copy):
+    path = wkw_copy("simple_wkw_dataset")
+    header = path / "color" / "1" / "header.wkw"
+    header.write_bytes(b"garbage")
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception) as error:  # noqa: B017 - napari wraps the reader's error
+        viewer.open(str(path), plugin="napari-wkw")
+    chain = [error.value, error.value.__cause__, getattr(error.value, "original_error", None)]
+    assert any(str(header) in str(e) for e in chain if e is not None)
+    viewer.add_image(np.zeros((4, 4)))
+    assert len(viewer.layers) == 1
+
+
+def test_single_mag_labels_are_read_only_with_a_clear_message(make_napari_viewer, wkw_copy):
+    path = wkw_copy("complex_property_ds")
+    viewer = make_napari_viewer()
+    with pytest.warns(UserWarning, match="lists mag"):
+        layers = viewer.open(str(path), plugin="napari-wkw")
+    labels = next(layer for layer in layers if type(layer).__name__ == "Labels")
+    with pytest.raises(TypeError, match="read-only"):
+        labels.data[0, 0, 0] = 5

@@ -142,6 +142,12 @@ class MagArray:
             chunks.append((self.shape[3],))
         return tuple(chunks)
 
+    def __setitem__(self, key, value) -> None:
+        raise TypeError(
+            f"{self.mag_view.path} is opened read-only; to paint, save the labels to a new "
+            "layer in memory first (e.g. viewer.add_labels(np.asarray(layer.data)))"
+        )
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         data = self[...]
         return data if dtype is None else data.astype(dtype, copy=False)

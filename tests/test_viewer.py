@@ -113,3 +113,19 @@ def test_single_mag_labels_are_read_only_with_a_clear_message(make_napari_viewer
     labels = next(layer for layer in layers if type(layer).__name__ == "Labels")
     with pytest.raises(TypeError, match="read-only"):
         labels.data[0, 0, 0] = 5
+
+
+def test_opened_wkw_layers_save_to_a_new_dataset(make_napari_viewer, em_dataset, tmp_path):
+    path, image, labels = em_dataset
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-wkw")
+    copy = tmp_path / "copy"
+    assert viewer.layers.save(str(copy), plugin="napari-wkw") == [str(copy)]
+    original = {meta["metadata"]["wkw_layer"]: (data, meta) for data, meta, _ in read_wkw(str(path))}
+    for data, meta, _ in read_wkw(str(copy)):
+        source_data, source_meta = original[meta["metadata"]["wkw_layer"]]  # names kept
+        assert meta["scale"] == pytest.approx(source_meta["scale"])
+        assert meta["translate"] == pytest.approx(source_meta["translate"])
+        assert meta["metadata"]["wkw_mags"] == source_meta["metadata"]["wkw_mags"]
+        for level, source_level in zip(data, source_data):
+            np.testing.assert_array_equal(np.asarray(level), np.asarray(source_level))

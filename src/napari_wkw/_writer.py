@@ -21,7 +21,7 @@ def _array_layer(data, meta: dict, layer_type: str) -> ArrayLayer:
     levels = list(data) if meta.get("multiscale") else [data]
     rgb = bool(meta.get("rgb")) and layer_type == "image"
     spatial = levels[0].ndim - (1 if rgb else 0)
-    name = _layer_name(meta.get("name") or layer_type)
+    name = _layer_name(_original_name(meta) or meta.get("name") or layer_type)
     if spatial > 3:
         extra = levels[0].shape[: spatial - 3]
         if any(n != 1 for n in extra):
@@ -59,6 +59,14 @@ def _unit(units) -> str:
         return "nanometer"
     unit = str(units[-1])
     return "nanometer" if unit in ("pixel", "px", "") else unit
+
+
+def _original_name(meta: dict) -> str | None:
+    """The WKW layer name for a layer our reader opened and the user did not rename."""
+    original = (meta.get("metadata") or {}).get("wkw_layer")
+    if original and str(meta.get("name", "")).startswith(f"{original} ("):
+        return original
+    return None
 
 
 def _layer_name(name: str) -> str:

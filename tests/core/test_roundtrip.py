@@ -125,3 +125,18 @@ def test_pyramid_shapes_divide_exactly_by_the_mags(tmp_path):
     assert [m.folder_name() for m in layer.mags] == ["1", "2-2-1", "4-4-2", "8-8-4", "16-16-8"]
     for mag, shape in zip(layer.mags, shapes):
         np.testing.assert_array_equal(shapes[0], shape * np.array(mag.xyz[::-1]))
+
+
+def test_spilled_blocks_are_written_back_intact(tmp_path, monkeypatch):
+    """With a zero spill budget every compressed block goes through the spill file."""
+    from napari_wkw.core import wkw_file
+
+    monkeypatch.setattr(wkw_file, "SPILL_BYTES", 0)
+    mag = make_mag(tmp_path, "uint32", 1, BLOCK_LZ4)
+    volume = random_volume("uint32", 1)
+    write_array(mag, volume, OFFSET)
+    mag.write((20, 40, 10), np.full((5, 6, 7), 3, np.uint32))  # rewrite through the old file's mapping
+    volume[7:12, 3:9, 15:22] = 3
+    np.testing.assert_array_equal(bare_read(mag.path, OFFSET, SHAPE[::-1])[..., 0], volume)
+    leftovers = [p.name for p in mag.path.rglob(".*")]
+    assert leftovers == [], leftovers

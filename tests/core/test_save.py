@@ -88,3 +88,34 @@ def test_progress_is_reported_per_unit(tmp_path):
     labels = {label for _, _, label in seen}
     assert "writing a mag 1" in labels and any(label.startswith("downsampling mag") for label in labels)
     assert all(0 <= d <= t for d, t, _ in seen)
+
+
+class Generated:
+    """A lazy uint8 volume computed from coordinates, never held whole."""
+
+    def __init__(self, shape):
+        self.shape, self.dtype, self.ndim = shape, np.dtype(np.uint8), 3
+
+    def __getitem__(self, key):
+        z, y, x = (np.arange(*k.indices(n), dtype=np.uint16) for k, n in zip(key, self.shape))
+        return ((z[:, None, None] * 7 + y[None, :, None] * 3 + x[None, None, :]) % 251).astype(np.uint8)
+
+
+def test_memory_is_flat_in_the_volume_size(tmp_path, monkeypatch):
+    """Writing mag 1 and the whole pyramid holds a tile and at most SPILL_BYTES of one
+    file's compressed blocks (lowered here so the test can see it), never the layer."""
+    import tracemalloc
+
+    from napari_wkw.core import wkw_file
+
+    monkeypatch.setattr(wkw_file, "SPILL_BYTES", 4 * 2**20)
+    peaks = {}
+    for depth in (128, 512):  # both deep enough for full-size tiles at every step
+        tracemalloc.start()
+        save_dataset(tmp_path / f"d{depth}", [ArrayLayer("c", "color", [Generated((depth, 512, 512))], (1, 1, 2))])
+        peaks[depth] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[512] < 1.15 * peaks[128], peaks  # 4x the volume, the same memory
+    assert peaks[512] < 512 * 512 * 512 / 2, peaks
+    view = Dataset.open(tmp_path / "d512").layers["c"].finest_mag
+    np.testing.assert_array_equal(view.read(view.bounding_box)[300:303], Generated((512, 512, 512))[300:303, :, :])

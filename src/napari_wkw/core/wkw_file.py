@@ -11,11 +11,13 @@ without decoding. Files are written beside their target and renamed into place.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import lz4.block
 import numpy as np
@@ -27,6 +29,8 @@ HEADER_SIZE = 16
 MAGIC = b"WKW"
 BLOCK_RAW, BLOCK_LZ4, BLOCK_LZ4HC = 1, 2, 3
 _LZ4_MODES = {BLOCK_LZ4: "default", BLOCK_LZ4HC: "high_compression"}
+#: compressed bytes of one file held in memory before they go to a spill file
+SPILL_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -130,22 +134,47 @@ class CompressedFileWriter:
     """Collects the blocks of one compressed WKW file and writes it atomically.
 
     Blocks not given keep their old bytes when the file exists, else they are zeros.
+    Compressed blocks are held in memory up to ``spill_bytes``, then appended to a
+    temporary file beside the target, so memory stays bounded even for a 1024^3-voxel
+    file of incompressible data. The old file is memory-mapped, not read whole.
     """
 
-    def __init__(self, path: Path, header: WKWHeader) -> None:
+    def __init__(self, path: Path, header: WKWHeader, spill_bytes: int | None = None) -> None:
         if not header.compressed:
             raise ValueError("CompressedFileWriter needs an LZ4 or LZ4HC header")
         self.path = Path(path)
         self.header = header
-        self.blocks: dict[int, bytes] = {}
-        self._old: tuple[bytes, np.ndarray, int] | None = None
+        self.spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
+        self._in_memory: dict[int, bytes] = {}
+        self._held = 0
+        self._spilled: dict[int, tuple[int, int]] = {}
+        self._spill: BinaryIO | None = None
+        self._old: tuple[mmap.mmap, np.ndarray, int] | None = None
         if self.path.exists():
-            self._old = _load_compressed(self.path, header)
+            self._old = _map_compressed(self.path, header)
 
     def put(self, bx: int, by: int, bz: int, block: np.ndarray) -> None:
         """Store one block given as a (z, y, x[, c]) array of block_len^3 voxels."""
         index = int(morton_table(self.header.file_len)[bz, by, bx])
-        self.blocks[index] = self.encode(block)
+        piece = self.encode(block)
+        self._spilled.pop(index, None)
+        if self._spill is None and self._held + len(piece) > self.spill_bytes:
+            self._start_spilling()
+        if self._spill is None:
+            self._held += len(piece) - len(self._in_memory.get(index, b""))
+            self._in_memory[index] = piece
+        else:
+            self._spilled[index] = (self._spill.seek(0, os.SEEK_END), len(piece))
+            self._spill.write(piece)
+
+    def _start_spilling(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._spill = open(self.path.with_name(f".{self.path.name}.{os.getpid()}.spill"), "w+b")  # noqa: SIM115
+        for index, piece in self._in_memory.items():
+            self._spilled[index] = (self._spill.tell(), len(piece))
+            self._spill.write(piece)
+        self._in_memory.clear()
+        self._held = 0
 
     def encode(self, block: np.ndarray) -> bytes:
         raw = np.ascontiguousarray(block, dtype=self.header.dtype)
@@ -167,41 +196,72 @@ class CompressedFileWriter:
         start = data_offset if index == 0 else int(jump[index - 1])
         return data[start : int(jump[index])]
 
+    def _piece(self, index: int, zero: bytes) -> bytes:
+        if index in self._in_memory:
+            return self._in_memory[index]
+        if index in self._spilled:
+            offset, length = self._spilled[index]
+            return os.pread(self._spill.fileno(), length, offset)  # type: ignore[union-attr]
+        return self._old_bytes(index) if self._old is not None else zero
+
     def write(self) -> None:
+        """Write header, jump table and blocks to a temporary name, then rename."""
         count = self.header.file_len**3
         data_offset = HEADER_SIZE + 8 * count
-        zero = None
-        pieces = []
-        for index in range(count):
-            piece = self.blocks.get(index)
-            if piece is None:
-                if self._old is not None:
-                    piece = self._old_bytes(index)
-                else:
-                    if zero is None:
-                        n = self.header.block_len
-                        zero = self.encode(np.zeros((n, n, n, self.header.num_channels), self.header.dtype))
-                    piece = zero
-            pieces.append(piece)
-        ends = data_offset + np.cumsum([len(p) for p in pieces], dtype=np.uint64)
+        n = self.header.block_len
+        zero = self.encode(np.zeros((n, n, n, self.header.num_channels), self.header.dtype))
+        ends = np.empty(count, "<u8")
+        if self._spill is not None:
+            self._spill.flush()  # blocks are read back with os.pread
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
-        with open(partial, "wb") as f:
-            f.write(self.header.to_bytes(data_offset))
-            f.write(ends.astype("<u8").tobytes())
-            f.writelines(pieces)
-        os.replace(partial, self.path)
+        try:
+            with open(partial, "wb") as f:
+                f.write(self.header.to_bytes(data_offset))
+                f.seek(data_offset)
+                position = data_offset
+                for index in range(count):
+                    piece = self._piece(index, zero)
+                    f.write(piece)
+                    position += len(piece)
+                    ends[index] = position
+                f.seek(HEADER_SIZE)
+                f.write(ends.tobytes())
+            os.replace(partial, self.path)
+        finally:
+            partial.unlink(missing_ok=True)
+            self.close()
+
+    def close(self) -> None:
+        """Drop the spill file and the old file's mapping."""
+        if self._spill is not None:
+            name = self._spill.name
+            self._spill.close()
+            Path(name).unlink(missing_ok=True)
+            self._spill = None
+        if self._old is not None:
+            self._old[0].close()
+            self._old = None
 
 
-def _load_compressed(path: Path, header: WKWHeader) -> tuple[bytes, np.ndarray, int]:
-    data = path.read_bytes()
+def _map_compressed(path: Path, header: WKWHeader) -> tuple[mmap.mmap, np.ndarray, int]:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < HEADER_SIZE:
+            raise DatasetFormatError(f"{path}: compressed WKW file is truncated ({size} bytes)")
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     file_header = WKWHeader.from_bytes(data[:HEADER_SIZE], path)
     if file_header.with_block_type(header.block_type) != header or not file_header.compressed:
+        data.close()
         raise DatasetFormatError(f"{path}: file header does not match the mag's header.wkw")
     count = header.file_len**3
     data_offset = struct.unpack_from("<Q", data, 8)[0]
-    jump = np.frombuffer(data, "<u8", count=count, offset=HEADER_SIZE)
-    if data_offset != HEADER_SIZE + 8 * count or int(jump[-1]) != len(data):
+    if data_offset != HEADER_SIZE + 8 * count or size < data_offset:
+        data.close()
+        raise DatasetFormatError(f"{path}: compressed WKW file is truncated or corrupt")
+    jump = np.frombuffer(data[HEADER_SIZE:data_offset], "<u8")
+    if int(jump[-1]) != size:
+        data.close()
         raise DatasetFormatError(f"{path}: compressed WKW file is truncated or corrupt")
     return data, jump, data_offset
 

@@ -18,7 +18,6 @@ import threading
 import uuid
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -169,30 +168,27 @@ class MagArray:
 
     def read_box(self, want: BoundingBox) -> np.ndarray:
         """The voxels of ``want`` (mag coordinates), assembled from cached chunks."""
-        out = np.zeros(self.mag_view.array_shape(want), self.dtype)
+        out = np.empty(self.mag_view.array_shape(want), self.dtype)  # the chunks cover it all
         if want.is_empty:
             return out
-        pieces = list(self._chunks_of(want))
-        missing = [chunk for chunk, key in pieces if self._cached(key) is None]
-        if len(missing) > 1:
-            list(_POOL.map(self._load, missing))
-        elif missing:
-            self._load(missing[0])
-        for chunk, key in pieces:
-            data = self._cached(key)
-            if data is None:  # evicted meanwhile, or no cache
-                data = self._load(chunk)
-            inner = chunk.intersection(want)
-            out[inner.zyx_slices(want.topleft)] = data[inner.zyx_slices(chunk.topleft)]
+        chunks = list(want.aligned(self.chunk_size).chunks(self.chunk_size))
+        found = {chunk.topleft: self._cached(chunk.topleft) for chunk in chunks}
+        missing = [chunk for chunk in chunks if found[chunk.topleft] is None]
+        loaded = _POOL.map(self._load, missing) if len(missing) > 1 else map(self._load, missing)
+        for chunk, data in zip(missing, loaded):
+            found[chunk.topleft] = data
+        (wx, wy, wz), (wx1, wy1, wz1) = want.topleft, want.bottomright
+        for chunk in chunks:
+            (cx, cy, cz), (cx1, cy1, cz1) = chunk.topleft, chunk.bottomright
+            x0, y0, z0 = max(wx, cx), max(wy, cy), max(wz, cz)
+            x1, y1, z1 = min(wx1, cx1), min(wy1, cy1), min(wz1, cz1)
+            out[z0 - wz : z1 - wz, y0 - wy : y1 - wy, x0 - wx : x1 - wx] = found[chunk.topleft][
+                z0 - cz : z1 - cz, y0 - cy : y1 - cy, x0 - cx : x1 - cx
+            ]
         return out
 
-    def _chunks_of(self, want: BoundingBox) -> Iterator[tuple[BoundingBox, tuple]]:
-        grid = want.aligned(self.chunk_size).intersection(self.box.aligned(self.chunk_size))
-        for chunk in grid.chunks(self.chunk_size):
-            yield chunk, (*self._token, chunk.topleft)
-
-    def _cached(self, key: tuple) -> np.ndarray | None:
-        return self.cache.get(key) if self.cache is not None else None
+    def _cached(self, topleft: tuple[int, int, int]) -> np.ndarray | None:
+        return self.cache.get((*self._token, topleft)) if self.cache is not None else None
 
     def _load(self, chunk: BoundingBox) -> np.ndarray:
         try:

@@ -140,3 +140,25 @@ def test_spilled_blocks_are_written_back_intact(tmp_path, monkeypatch):
     np.testing.assert_array_equal(bare_read(mag.path, OFFSET, SHAPE[::-1])[..., 0], volume)
     leftovers = [p.name for p in mag.path.rglob(".*")]
     assert leftovers == [], leftovers
+
+
+def test_views_slice_lazily_like_napari_does(tmp_path, monkeypatch):
+    """napari cuts the displayed region with z whole, then the plane: only one block layer is read."""
+    mag = make_mag(tmp_path, "uint16", 1, BLOCK_LZ4, file_len=4)
+    volume = random_volume("uint16", 1, shape=(100, 90, 80))
+    write_array(mag, volume, (0, 0, 0))
+    view = mag.view(BoundingBox((0, 0, 0), (80, 90, 100)))
+    calls = []
+    original = MagView.read
+    monkeypatch.setattr(MagView, "read", lambda self, box: calls.append(box) or original(self, box))
+    region = view[:, 10:70, 5:60]
+    assert calls == [] and region.shape == (100, 60, 55)
+    np.testing.assert_array_equal(np.asarray(region[70]), volume[70, 10:70, 5:60])
+    assert [box.topleft[2] for box in calls] == [64], "one 32-deep block layer, nothing else"
+    np.testing.assert_array_equal(np.asarray(region[71]), volume[71, 10:70, 5:60])
+    assert len(calls) == 1, "the next plane comes from the cache"
+    stepped = view[::3, 7, ::2][5:, :-4]
+    np.testing.assert_array_equal(np.asarray(stepped), volume[::3, 7, ::2][5:, :-4])
+    assert stepped.chunks is None and view.chunks == ((32, 32, 32, 4), (90,), (80,))
+    with pytest.raises(TypeError, match="read-only"):
+        view[0, 0, 0] = 1

@@ -13,12 +13,14 @@ same class in dask for computations that want a dask array.
 from __future__ import annotations
 
 import copy
+import operator
 import os
 import threading
 import uuid
 import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,11 +80,48 @@ CACHE = ChunkCache(_default_cache_bytes())
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="napari-wkw-read")
 
 
-class MagArray:
-    """A read-only (z, y, x[, c]) array over ``box`` of a mag, read chunk by chunk.
+@dataclass(frozen=True)
+class _Axis:
+    """One spatial axis of a view: absolute mag voxels start:stop:step, or one index."""
 
-    With ``on_error="warn"`` an unreadable file gives zeros there and one warning
-    naming it (viewer use); with ``"raise"`` the DatasetFormatError propagates.
+    start: int
+    stop: int
+    step: int = 1
+    dropped: bool = False
+
+    @property
+    def length(self) -> int:
+        return len(range(self.start, self.stop, self.step))
+
+    def index(self, key) -> _Axis:
+        if isinstance(key, slice):
+            first, last, step = key.indices(self.length)
+            if step < 1:
+                raise IndexError("WKW views do not support negative steps")
+            count = len(range(first, last, step))
+            start = self.start + first * self.step
+            step = self.step * step
+            return _Axis(start, start + (count - 1) * step + 1 if count else start, step)
+        try:
+            position = operator.index(key)
+        except TypeError:
+            raise IndexError(f"WKW views take integers and slices, not {type(key).__name__}") from None
+        if position < 0:
+            position += self.length
+        if not 0 <= position < self.length:
+            raise IndexError(f"index {key} is out of bounds for an axis of size {self.length}")
+        start = self.start + position * self.step
+        return _Axis(start, start + 1, 1, dropped=True)
+
+
+class MagArray:
+    """A read-only, lazily sliced (z, y, x[, c]) array over ``box`` of a mag.
+
+    Indexing with integers and slices gives another MagArray (napari first cuts the
+    displayed region with the other axes whole, then the plane, and only then asks
+    for the voxels); ``np.asarray`` reads, chunk by chunk. With ``on_error="warn"``
+    an unreadable file gives zeros there and one warning naming it (viewer use); with
+    ``"raise"`` the DatasetFormatError propagates.
     """
 
     def __init__(
@@ -95,32 +134,36 @@ class MagArray:
         chunk_xy: int = CHUNK_XY,
     ) -> None:
         self.mag_view = mag_view
-        self.box = box
         self.cache = cache
         self.on_error = on_error
         self.chunk_size = (chunk_xy, chunk_xy, mag_view.header.block_len)  # x, y, z
-        self.shape = mag_view.array_shape(box)
         self.dtype = mag_view.dtype
-        self.ndim = len(self.shape)
-        self.channel_index: int | None = None
+        (x0, y0, z0), (x1, y1, z1) = box.topleft, box.bottomright
+        self._axes = (_Axis(z0, z1), _Axis(y0, y1), _Axis(x0, x1))
+        channels = mag_view.num_channels
+        self._channels: int | tuple[int, ...] | None = tuple(range(channels)) if channels > 1 else None
         self._token = (str(mag_view.path), uuid.uuid4().hex)
         self._reported: set[str] = set()
 
-    def channel(self, index: int) -> MagArray:
-        """A (z, y, x) view of one channel, sharing this view's cached chunks."""
-        if self.ndim != 4 or not 0 <= index < self.shape[3]:
-            raise IndexError(f"{self.mag_view.path}: no channel {index}")
+    def _derive(self, axes: tuple[_Axis, ...], channels) -> MagArray:
         view = copy.copy(self)
-        view.channel_index = index
-        view.shape = self.shape[:3]
-        view.ndim = 3
+        view._axes, view._channels = axes, channels
         return view
 
-    def __repr__(self) -> str:
-        return f"MagArray({self.mag_view.path}, shape={self.shape}, dtype={self.dtype})"
+    @property
+    def box(self) -> BoundingBox:
+        """The region of the mag this view covers (before steps and dropped axes)."""
+        z, y, x = self._axes
+        return BoundingBox.from_bounds((x.start, y.start, z.start), (x.stop, y.stop, z.stop))
 
-    def __len__(self) -> int:
-        return self.shape[0]
+    @property
+    def shape(self) -> tuple[int, ...]:
+        spatial = tuple(axis.length for axis in self._axes if not axis.dropped)
+        return spatial + ((len(self._channels),) if isinstance(self._channels, tuple) else ())
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     @property
     def size(self) -> int:
@@ -130,16 +173,49 @@ class MagArray:
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
 
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"MagArray({self.mag_view.path}, shape={self.shape}, dtype={self.dtype})"
+
     @property
-    def chunks(self) -> tuple[tuple[int, ...], ...]:
-        """dask-style chunk sizes per axis, on the absolute block grid."""
-        per_axis = [
-            _grid_chunks(a, b, s) for a, b, s in zip(self.box.topleft, self.box.bottomright, self.chunk_size)
+    def chunks(self) -> tuple[tuple[int, ...], ...] | None:
+        """dask-style chunk sizes per axis on the absolute block grid (None once stepped)."""
+        if any(axis.step != 1 for axis in self._axes):
+            return None
+        steps = self.chunk_size[::-1]  # z, y, x
+        chunks = [
+            _grid_chunks(axis.start, axis.stop, step) for axis, step in zip(self._axes, steps) if not axis.dropped
         ]
-        chunks = [per_axis[2], per_axis[1], per_axis[0]]
-        if self.ndim == 4:
-            chunks.append((self.shape[3],))
+        if isinstance(self._channels, tuple):
+            chunks.append((len(self._channels),))
         return tuple(chunks)
+
+    def channel(self, index: int) -> MagArray:
+        """A (z, y, x) view of one channel, sharing this view's cached chunks."""
+        return self[..., index]
+
+    def __getitem__(self, key) -> MagArray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        visible = [i for i, axis in enumerate(self._axes) if not axis.dropped]
+        has_channels = isinstance(self._channels, tuple)
+        width = len(visible) + has_channels
+        if any(k is Ellipsis for k in key):
+            at = next(i for i, k in enumerate(key) if k is Ellipsis)
+            key = key[:at] + (slice(None),) * (width - len(key) + 1) + key[at + 1 :]
+        if len(key) > width:
+            raise IndexError(f"too many indices for a {width}-dimensional WKW view")
+        key = tuple(key) + (slice(None),) * (width - len(key))
+        axes = list(self._axes)
+        for axis, part in zip(visible, key):
+            axes[axis] = self._axes[axis].index(part)
+        channels = self._channels
+        if has_channels:
+            selected = self._channels[key[-1]]  # type: ignore[index]
+            channels = tuple(selected) if isinstance(selected, tuple) else int(selected)
+        return self._derive(tuple(axes), channels)
 
     def __setitem__(self, key, value) -> None:
         raise TypeError(
@@ -148,23 +224,13 @@ class MagArray:
         )
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        data = self[...]
+        data = self.read_box(self.box)
+        if self._channels is not None:
+            data = data[..., self._channels if isinstance(self._channels, int) else list(self._channels)]
+        z, y, x = self._axes
+        data = data[:: z.step, :: y.step, :: x.step]
+        data = data[tuple(0 if axis.dropped else slice(None) for axis in self._axes)]
         return data if dtype is None else data.astype(dtype, copy=False)
-
-    def __getitem__(self, key) -> np.ndarray:
-        spatial, after = _normalize(key, self.shape)
-        (z0, z1, zs, zi), (y0, y1, ys, yi), (x0, x1, xs, xi) = spatial
-        origin = self.box.topleft
-        want = BoundingBox.from_bounds(
-            (origin[0] + x0, origin[1] + y0, origin[2] + z0), (origin[0] + x1, origin[1] + y1, origin[2] + z1)
-        )
-        data = self.read_box(want)
-        if self.channel_index is not None:
-            data = data[..., self.channel_index]
-        data = data[::zs, ::ys, ::xs]
-        index = tuple(0 if is_int else slice(None) for is_int in (zi, yi, xi))
-        data = data[index]
-        return data[(Ellipsis, *after)] if after else data
 
     def read_box(self, want: BoundingBox) -> np.ndarray:
         """The voxels of ``want`` (mag coordinates), assembled from cached chunks."""
@@ -210,32 +276,3 @@ def _grid_chunks(start: int, stop: int, step: int) -> tuple[int, ...]:
     edges = [start] + list(range((start // step + 1) * step, stop, step)) + [stop]
     sizes = tuple(b - a for a, b in zip(edges[:-1], edges[1:]))
     return sizes if stop > start else (0,)
-
-
-def _normalize(key, shape) -> tuple[list[tuple[int, int, int, bool]], tuple]:
-    """Per spatial axis (start, stop, step, is_int); the rest of the key (channel axis)."""
-    if not isinstance(key, tuple):
-        key = (key,)
-    if any(k is Ellipsis for k in key):
-        at = next(i for i, k in enumerate(key) if k is Ellipsis)
-        key = key[:at] + (slice(None),) * (len(shape) - len(key) + 1) + key[at + 1 :]
-    key = tuple(key) + (slice(None),) * (len(shape) - len(key))
-    spatial = []
-    for k, n in zip(key[:3], shape[:3]):
-        if isinstance(k, slice):
-            start, stop, step = k.indices(n)
-            if step < 1:
-                raise IndexError("negative steps are not supported by WKW views")
-            spatial.append((start, max(start, stop), step, False))
-            continue
-        try:
-            index = int(k)
-        except TypeError:
-            raise IndexError(f"WKW views take integers and slices, not {type(k).__name__}") from None
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"index {int(k)} is out of bounds for an axis of size {n}")
-        spatial.append((index, index + 1, 1, True))
-    return spatial, tuple(key[3:])
-

@@ -162,3 +162,25 @@ def test_views_slice_lazily_like_napari_does(tmp_path, monkeypatch):
     assert stepped.chunks is None and view.chunks == ((32, 32, 32, 4), (90,), (80,))
     with pytest.raises(TypeError, match="read-only"):
         view[0, 0, 0] = 1
+
+
+def test_a_failing_source_leaves_no_temporary_files(tmp_path, monkeypatch):
+    from napari_wkw.core import wkw_file
+
+    monkeypatch.setattr(wkw_file, "SPILL_BYTES", 0)
+    mag = make_mag(tmp_path, "uint8", 1, BLOCK_LZ4, file_len=4)
+
+    class FailsLate:
+        shape, dtype, ndim = (64, 128, 128), np.dtype(np.uint8), 3
+        calls = 0
+
+        def __getitem__(self, key):
+            FailsLate.calls += 1
+            if FailsLate.calls > 2:
+                raise OSError("source went away")
+            return np.ones(tuple(k.stop - k.start for k in key), np.uint8)
+
+    with pytest.raises(OSError, match="went away"):
+        write_array(mag, FailsLate(), (0, 0, 0))
+    assert [p.name for p in mag.path.rglob(".*")] == []
+    assert mag.files() == [], "no half-written data file either"

@@ -129,17 +129,21 @@ class MagView:
         if self.header.compressed:
             builder = CompressedFileWriter(file_path(self.path, *file_coords), self.header)
         file_origin = tuple(c * size for c in file_coords)
-        for sub in box.chunks(tile):
-            data = self._checked(fetch(sub))
-            if data.size:
-                top = data.max()
-                largest = top if largest is None else max(largest, top)
-            if builder is None:
-                self.write(sub.topleft, data)
-            else:
-                self._put_blocks(builder, sub, data, file_origin)  # type: ignore[arg-type]
-        if builder is not None:
-            builder.write()
+        try:
+            for sub in box.chunks(tile):
+                data = self._checked(fetch(sub))
+                if data.size:
+                    top = data.max()
+                    largest = top if largest is None else max(largest, top)
+                if builder is None:
+                    self.write(sub.topleft, data)
+                else:
+                    self._put_blocks(builder, sub, data, file_origin)  # type: ignore[arg-type]
+            if builder is not None:
+                builder.write()
+        finally:
+            if builder is not None:
+                builder.close()
         return largest
 
     def _put_blocks(self, builder: CompressedFileWriter, box: BoundingBox, data: np.ndarray, origin: Vec3) -> None:
@@ -176,11 +180,7 @@ class MagView:
 
     def data_box(self) -> BoundingBox:
         """The box covered by the files present (file granularity, this mag's voxels)."""
-        size = self.header.file_size
-        box = BoundingBox((0, 0, 0), (0, 0, 0))
-        for coords in self.files():
-            box = box.union(BoundingBox(tuple(c * size for c in coords), (size,) * 3))  # type: ignore[arg-type]
-        return box
+        return _files_box(self.path, self.header)
 
     def view(self, box: BoundingBox, on_error: str = "raise") -> MagArray:
         """A read-only array-like of ``box`` for viewers: cached, O(1) to create and slice."""
@@ -446,6 +446,15 @@ class Dataset:
         self.has_properties_file = True
 
 
+def _files_box(mag_path: Path, header: WKWHeader) -> BoundingBox:
+    """The box covered by a mag's data files (file granularity, that mag's voxels)."""
+    size = header.file_size
+    box = BoundingBox((0, 0, 0), (0, 0, 0))
+    for coords in existing_files(mag_path):
+        box = box.union(BoundingBox(tuple(c * size for c in coords), (size,) * 3))  # type: ignore[arg-type]
+    return box
+
+
 def _discover_layer(layer_path: Path) -> LayerProperties | None:
     mags = []
     for child in sorted(layer_path.iterdir()):
@@ -459,11 +468,7 @@ def _discover_layer(layer_path: Path) -> LayerProperties | None:
     mags.sort(key=lambda item: item[0].sort_key())
     finest_mag, finest_path = mags[0]
     header = WKWHeader.read(finest_path / HEADER_FILE)
-    size = header.file_size
-    box = BoundingBox((0, 0, 0), (0, 0, 0))
-    for coords in existing_files(finest_path):
-        box = box.union(BoundingBox(tuple(c * size for c in coords), (size,) * 3))  # type: ignore[arg-type]
-    box = box.from_mag(finest_mag)
+    box = _files_box(finest_path, header).from_mag(finest_mag)
     name = layer_path.name
     category = "segmentation" if any(word in name.lower() for word in ("seg", "label")) else "color"
     return LayerProperties(

@@ -9,7 +9,6 @@ costs nothing.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import uuid
 import warnings
@@ -178,10 +177,6 @@ class MagView:
         """File coordinates (x, y, z) of the data files present."""
         return existing_files(self.path)
 
-    def data_box(self) -> BoundingBox:
-        """The box covered by the files present (file granularity, this mag's voxels)."""
-        return _files_box(self.path, self.header)
-
     def view(self, box: BoundingBox, on_error: str = "raise") -> MagArray:
         """A read-only array-like of ``box`` for viewers: cached, O(1) to create and slice."""
         return MagArray(self, box, on_error=on_error)
@@ -337,10 +332,9 @@ def _exact_in_mag(box: BoundingBox, mag: Mag) -> BoundingBox:
 class Dataset:
     """A WKW dataset folder: ``datasource-properties.json`` plus one folder per layer."""
 
-    def __init__(self, path: Path, properties: DatasetProperties, *, has_properties_file: bool) -> None:
+    def __init__(self, path: Path, properties: DatasetProperties) -> None:
         self.path = Path(path)
         self.properties = properties
-        self.has_properties_file = has_properties_file
         self.layers: dict[str, Layer] = {}
         for layer_properties in properties.layers:
             if layer_properties.data_format != "wkw":
@@ -369,7 +363,7 @@ class Dataset:
             raise NotWKWError(f"{path}: no such folder")
         properties_path = path / PROPERTIES_FILE
         if properties_path.is_file():
-            return cls(path, read_properties(properties_path), has_properties_file=True)
+            return cls(path, read_properties(properties_path))
         return cls.discover(path)
 
     @classmethod
@@ -381,7 +375,7 @@ class Dataset:
         if not layers:
             raise NotWKWError(f"{path}: no WKW layer (no <layer>/<mag>/{HEADER_FILE}) found")
         properties = DatasetProperties(name=path.name, voxel_size=voxel_size, layers=layers)
-        return cls(path, properties, has_properties_file=False)
+        return cls(path, properties)
 
     @classmethod
     def create(
@@ -401,7 +395,7 @@ class Dataset:
         if len(voxel_size) != 3 or min(voxel_size) <= 0:
             raise WKWError(f"voxel size {voxel_size} must be three positive numbers")
         properties = DatasetProperties(name=name or path.name, voxel_size=voxel_size, unit=unit)  # type: ignore[arg-type]
-        dataset = cls(path, properties, has_properties_file=True)
+        dataset = cls(path, properties)
         dataset.save_properties()
         return dataset
 
@@ -435,15 +429,8 @@ class Dataset:
         self.layers[name] = layer
         return layer
 
-    def remove_layer(self, name: str) -> None:
-        """Drop a layer from the properties and delete its folder."""
-        layer = self.layers.pop(name)
-        self.properties.layers.remove(layer.properties)
-        shutil.rmtree(layer.path, ignore_errors=True)
-
     def save_properties(self) -> None:
         write_properties(self.path / PROPERTIES_FILE, self.properties)
-        self.has_properties_file = True
 
 
 def _files_box(mag_path: Path, header: WKWHeader) -> BoundingBox:

@@ -116,7 +116,7 @@ def _enclosing_dataset(layer_folder: Path) -> Dataset:
             for entry in listed.mags
         ):
             properties.layers = [listed]
-            return Dataset(root, properties, has_properties_file=True)
+            return Dataset(root, properties)
         voxel_size = properties.voxel_size
     else:
         voxel_size = (1.0, 1.0, 1.0)
@@ -124,4 +124,4 @@ def _enclosing_dataset(layer_folder: Path) -> Dataset:
     if discovered is None:
         raise NotWKWError(f"{layer_folder}: no mag folder with {HEADER_FILE}")
     properties = DatasetProperties(name=root.name, voxel_size=voxel_size, layers=[discovered])
-    return Dataset(root, properties, has_properties_file=False)
+    return Dataset(root, properties)

@@ -185,7 +185,8 @@ class MagView:
         """A dask array of ``box`` (this mag's voxels) that reads nothing until computed.
 
         Chunk borders sit on the absolute block grid: z chunks are one block deep and
-        x/y chunks 512 wide, so each chunk decodes whole blocks exactly once. Prefer
+        x/y chunks up to a file wide (see ``view.chunk_xy_for``), so each chunk decodes
+        whole blocks exactly once. Prefer
         :meth:`view` for very large boxes: dask's graph work grows with the chunk count.
         """
         source = MagArray(self, box, cache=None, on_error=on_error)

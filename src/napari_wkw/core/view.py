@@ -31,8 +31,19 @@ from .geometry import BoundingBox
 if TYPE_CHECKING:
     from .dataset import MagView
 
-#: chunk edge in x and y; z uses the mag's block length (one layer of WKW blocks)
-CHUNK_XY = 512
+#: decoded bytes one chunk aims at; z is one block layer, x/y follow from the voxel size
+CHUNK_BYTES = 32 * 2**20
+
+
+def chunk_xy_for(voxel_bytes: int, block_len: int = 32, file_size: int = 1024) -> int:
+    """Chunk edge in x and y: the largest power of two up to a file's edge whose chunk
+    stays within CHUNK_BYTES (uint8: 1024, a whole file per block layer; uint16 to
+    uint32: 512). libwkw parses a file's jump table on every read, so fewer, larger
+    reads are cheaper; larger chunks would make panning read more than it shows."""
+    edge = block_len
+    while edge * 2 <= file_size and (edge * 2) ** 2 * block_len * voxel_bytes <= CHUNK_BYTES:
+        edge *= 2
+    return edge
 
 
 class ChunkCache:
@@ -131,12 +142,14 @@ class MagArray:
         *,
         cache: ChunkCache | None = CACHE,
         on_error: str = "raise",
-        chunk_xy: int = CHUNK_XY,
+        chunk_xy: int | None = None,
     ) -> None:
         self.mag_view = mag_view
         self.cache = cache
         self.on_error = on_error
-        self.chunk_size = (chunk_xy, chunk_xy, mag_view.header.block_len)  # x, y, z
+        header = mag_view.header
+        chunk_xy = chunk_xy or chunk_xy_for(header.voxel_bytes, header.block_len, header.file_size)
+        self.chunk_size = (chunk_xy, chunk_xy, header.block_len)  # x, y, z
         self.dtype = mag_view.dtype
         (x0, y0, z0), (x1, y1, z1) = box.topleft, box.bottomright
         self._axes = (_Axis(z0, z1), _Axis(y0, y1), _Axis(x0, x1))

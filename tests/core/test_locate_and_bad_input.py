@@ -125,3 +125,16 @@ def test_core_imports_neither_napari_nor_qt():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mag_folder_missing_from_the_properties_still_opens(wkw_copy):
+    import shutil
+
+    path = wkw_copy("old_wkw_dataset")
+    shutil.copytree(path / "color" / "2", path / "color" / "4-4-2")
+    selection = locate(path / "color" / "4-4-2")
+    assert selection.mag == Mag(4, 4, 2)
+    assert selection.layers[0].mags[Mag(4, 4, 2)].path == path / "color" / "4-4-2"
+    shutil.copytree(path / "color" / "2", path / "color" / "odd")
+    with pytest.raises(NotWKWError, match="magnification"):
+        locate(path / "color" / "odd")

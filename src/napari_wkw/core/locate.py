@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import HEADER_FILE, Dataset, Layer, _discover_layer
+from .dataset import HEADER_FILE, Dataset, Layer, MagView, _discover_layer
 from .errors import NotWKWError
 from .geometry import Mag
 from .properties import PROPERTIES_FILE, DatasetProperties, read_properties
@@ -94,8 +94,12 @@ def locate(path: str | os.PathLike) -> Selection:
     if what == "layer":
         return Selection(dataset, [layer])
     mag = next((m for m, view in layer.mags.items() if view.path.resolve() == folder.resolve()), None)
-    if mag is None:
-        raise NotWKWError(f"{folder}: mag folder is not part of layer {layer.name!r}")
+    if mag is None:  # on disk but not in the properties (yet): show it all the same
+        try:
+            mag = Mag.parse(folder.name)
+        except ValueError:
+            raise NotWKWError(f"{folder}: a mag folder's name must be a magnification such as 2 or 2-2-1") from None
+        layer.mags[mag] = MagView(layer, mag, folder)
     return Selection(dataset, [layer], mag)
 
 

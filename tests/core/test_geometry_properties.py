@@ -76,15 +76,17 @@ def test_round_trip_writes_current_style_and_keeps_extra_keys(tmp_path):
         for key in ("coordinateTransformations", "mappings"):
             assert after.get(key) == before.get(key)
         assert "wkwResolutions" not in after
-        assert all(set(m) == {"mag", "path"} for m in after["mags"])
+        assert all(set(m) == {"mag", "path", "cubeLength"} for m in after["mags"])
+        cube_lengths = {tuple(m["mag"]): m["cubeLength"] for m in before["mags"]}
+        assert all(m["cubeLength"] == cube_lengths[tuple(m["mag"])] for m in after["mags"])
     assert read_properties(target).layers[1].largest_segment_id == 1_000_000_000
 
     old = read_properties(DATA / "wkw" / "old_wkw_dataset" / "datasource-properties.json")
     write_properties(target, old)
     written = json.loads(target.read_text())
     assert written["dataLayers"][0]["mags"] == [
-        {"mag": [1, 1, 1], "path": "./color/1"},
-        {"mag": [2, 2, 2], "path": "./color/2"},
+        {"mag": [1, 1, 1], "path": "./color/1", "cubeLength": 1024},
+        {"mag": [2, 2, 2], "path": "./color/2", "cubeLength": 512},
     ]
     assert not list(tmp_path.glob(".*partial")), "atomic write leaves no temporary file"
 

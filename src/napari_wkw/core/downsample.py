@@ -151,17 +151,38 @@ def downsample_mag(
     reporter = ProgressReporter(progress, len(units), f"downsampling mag {target.mag.folder_name()}", cancel)
     tile = (256, 256, target.header.block_len)
 
+    inside = layer.bounding_box.in_mag(source.mag)
+
     def fetch(sub: BoundingBox) -> np.ndarray:
         src = BoundingBox(
             tuple(a * f for a, f in zip(sub.topleft, factor)),  # type: ignore[arg-type]
             tuple(s * f for s, f in zip(sub.size, factor)),  # type: ignore[arg-type]
         )
-        return downsample_data(source.read(src), factor, method)
+        return downsample_data(_read_edge_padded(source, src, inside), factor, method)
 
     for unit in units:
         reporter.check()
         target.write_file(unit, fetch, tile)
         reporter.advance()
+
+
+def _read_edge_padded(source: MagView, box: BoundingBox, inside: BoundingBox) -> np.ndarray:
+    """Read ``box``; voxels outside the layer's box repeat the nearest voxel inside.
+
+    Groups at the border of the layer then mix only real data, as in the reference
+    tooling (whose pyramids these filters reproduce exactly), instead of darkening
+    the coarse mags' borders with zeros.
+    """
+    inner = box.intersection(inside)
+    if inner == box or inner.is_empty:
+        return source.read(box)
+    data = source.read(inner)
+    pad = [
+        (a - b, d - c)
+        for a, b, c, d in zip(inner.topleft, box.topleft, inner.bottomright, box.bottomright)
+    ][::-1]  # x, y, z -> z, y, x
+    pad += [(0, 0)] * (data.ndim - 3)
+    return np.pad(data, pad, mode="edge")
 
 
 def build_pyramid(

@@ -32,6 +32,7 @@ _DATASET_KEYS = {"id", "scale", "dataLayers"}
 class MagEntry:
     mag: Mag
     path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. cubeLength, axisOrder
 
 
 @dataclass
@@ -55,7 +56,7 @@ class LayerProperties:
             "dataFormat": self.data_format,
             "numChannels": self.num_channels,
             "mags": [
-                {"mag": list(m.mag.xyz), "path": m.path or f"./{self.name}/{m.mag.folder_name()}"}
+                {"mag": list(m.mag.xyz), "path": m.path or f"./{self.name}/{m.mag.folder_name()}", **m.extra}
                 for m in sorted(self.mags, key=lambda m: m.mag.sort_key())
             ],
         }
@@ -145,9 +146,15 @@ def _parse_layer(raw: dict[str, Any]) -> LayerProperties:
     num_channels = channels_for(element_class, raw.get("numChannels"))
     dtype_for(element_class, num_channels)  # validates
     if "mags" in raw:
-        mags = [MagEntry(Mag.parse(m["mag"]), m.get("path")) for m in raw["mags"]]
+        mags = [
+            MagEntry(Mag.parse(m["mag"]), m.get("path"), {k: v for k, v in m.items() if k not in ("mag", "path")})
+            for m in raw["mags"]
+        ]
     else:
-        mags = [MagEntry(Mag.parse(m["resolution"])) for m in raw.get("wkwResolutions", [])]
+        mags = [
+            MagEntry(Mag.parse(m["resolution"]), extra={"cubeLength": m["cubeLength"]} if "cubeLength" in m else {})
+            for m in raw.get("wkwResolutions", [])
+        ]
     largest = raw.get("largestSegmentId")
     return LayerProperties(
         name=name,

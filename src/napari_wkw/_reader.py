@@ -11,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import DatasetFormatError, Layer, Mag, locate, looks_like_wkw
-from .core.dataset import Dataset, WKWWarning
-from .core.locate import Selection
+from .core import Dataset, DatasetFormatError, Layer, Mag, Selection, WKWWarning, locate, looks_like_wkw
 
 #: contrast limits are computed from the coarsest mag only, and only when it is this small
 CONTRAST_VOXEL_LIMIT = 16 * 1024**2

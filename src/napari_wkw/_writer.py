@@ -32,8 +32,8 @@ def _array_layer(data, meta: dict, layer_type: str) -> ArrayLayer:
         levels = [level.reshape(level.shape[spatial - 3 :]) for level in levels]
     elif spatial == 2:
         levels = [level[None] for level in levels]
-    scale = _last3(meta.get("scale"), 1.0)
-    translate = _last3(meta.get("translate"), 0.0)
+    scale = _last3(meta.get("scale"), fill=None)
+    translate = _last3(meta.get("translate"), fill=0.0)
     offset = tuple(int(round(t / s)) for t, s in zip(translate, scale))
     unit = _unit(meta.get("units"))
     return ArrayLayer(
@@ -47,10 +47,12 @@ def _array_layer(data, meta: dict, layer_type: str) -> ArrayLayer:
     )
 
 
-def _last3(values, default: float) -> tuple[float, float, float]:
+def _last3(values, fill: float | None) -> tuple[float, float, float]:
+    """The (z, y, x) part of a napari per-axis tuple. A 2D layer's missing z gets
+    ``fill``, or with ``fill=None`` the y value (a cubic voxel is the best guess)."""
     values = [float(v) for v in (values if values is not None else [])][-3:]
     while len(values) < 3:
-        values.insert(0, values[0] if values and default == 1.0 else default)
+        values.insert(0, fill if fill is not None else (values[0] if values else 1.0))
     return tuple(values)  # type: ignore[return-value]
 
 

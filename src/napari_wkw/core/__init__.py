@@ -4,9 +4,9 @@ Everything long takes a progress callback and a cancel token; the napari plugin,
 the command line and the tests all call these same functions.
 """
 
-from .dataset import Dataset, Layer, MagView, WKWWarning
+from .dataset import Dataset, Layer, MagView
 from .downsample import build_pyramid, default_coarsest_mag, downsample_data, plan_mags
-from .errors import CancelledError, DatasetFormatError, NotWKWError, TargetExistsError, WKWError
+from .errors import CancelledError, DatasetFormatError, NotWKWError, TargetExistsError, WKWError, WKWWarning
 from .geometry import BoundingBox, Mag
 from .locate import Selection, locate, looks_like_wkw
 from .progress import CancelToken, ProgressCallback

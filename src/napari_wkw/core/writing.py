@@ -39,4 +39,4 @@ def write_array(
         if top is not None:
             largest = top if largest is None else max(largest, top)
         reporter.advance()
-    return None if largest is None else largest.item() if hasattr(largest, "item") else largest
+    return largest.item() if isinstance(largest, np.generic) else largest

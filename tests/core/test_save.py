@@ -119,3 +119,10 @@ def test_memory_is_flat_in_the_volume_size(tmp_path, monkeypatch):
     assert peaks[512] < 512 * 512 * 512 / 2, peaks
     view = Dataset.open(tmp_path / "d512").layers["c"].finest_mag
     np.testing.assert_array_equal(view.read(view.bounding_box)[300:303], Generated((512, 512, 512))[300:303, :, :])
+
+
+def test_unstorable_types_are_refused_up_front(tmp_path):
+    bad = ArrayLayer("c", "color", [np.zeros((2, 2, 2), np.complex64)], (1, 1, 1))
+    with pytest.raises(WKWError, match="complex64"):
+        save_dataset(tmp_path / "x", [layer(), bad])
+    assert list(tmp_path.iterdir()) == []

@@ -129,9 +129,6 @@ class BoundingBox:
         stop = [-(-b // s) * s for b, s in zip(self.bottomright, step)]
         return BoundingBox.from_bounds(start, stop)
 
-    def offset(self, delta: Vec3) -> BoundingBox:
-        return BoundingBox(tuple(a + d for a, d in zip(self.topleft, delta)), self.size)  # type: ignore[arg-type]
-
     def chunks(self, step: Vec3) -> Iterator[BoundingBox]:
         """Split into pieces whose borders sit on multiples of ``step`` (absolute grid)."""
         ranges = []

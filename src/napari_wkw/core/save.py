@@ -86,6 +86,7 @@ def save_dataset(
         raise WKWError(f"layer names must be unique, got {names}")
     voxel_size = tuple(float(v) for v in layers[0].voxel_size)
     for layer in layers:
+        layer.dtype  # noqa: B018 - refuses a type WKW cannot store before anything is written
         if not np.allclose(layer.voxel_size, voxel_size, rtol=1e-6):
             raise WKWError(
                 f"layers {layers[0].name!r} and {layer.name!r} have different voxel sizes "

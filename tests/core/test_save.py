@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -126,3 +127,16 @@ def test_unstorable_types_are_refused_up_front(tmp_path):
     with pytest.raises(WKWError, match="complex64"):
         save_dataset(tmp_path / "x", [layer(), bad])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_staging_folders_of_killed_saves_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = tmp_path / f".ds.partial-{dead.stdout.strip()}"
+    (abandoned / "a").mkdir(parents=True)
+    alive = tmp_path / f".ds.partial-{os.getppid()}"  # a running process: a save still under way
+    alive.mkdir()
+    save_dataset(tmp_path / "ds", [layer()])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "ds"]

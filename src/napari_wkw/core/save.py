@@ -98,6 +98,7 @@ def save_dataset(
                 "negative coordinates: translate the layer to start at or after 0"
             )
     existing = _check_target(path, voxel_size)
+    _remove_abandoned_staging(path)
     staging = path.parent / f".{path.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +116,24 @@ def save_dataset(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _remove_abandoned_staging(path: Path) -> None:
+    """Delete staging folders of earlier saves to ``path`` whose process is gone (killed)."""
+    for staging in path.parent.glob(f".{path.name}.partial-*"):
+        pid = staging.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _check_target(path: Path, voxel_size: tuple[float, ...]) -> Dataset | None:

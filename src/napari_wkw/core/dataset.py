@@ -14,8 +14,8 @@ import uuid
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dask.array as da
 import numpy as np
 import wkw
 
@@ -32,6 +32,9 @@ from .properties import (
 )
 from .view import MagArray
 from .wkw_file import BLOCK_LZ4, CompressedFileWriter, WKWHeader, existing_files, file_path
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 HEADER_FILE = "header.wkw"
 
@@ -189,6 +192,8 @@ class MagView:
         whole blocks exactly once. Prefer
         :meth:`view` for very large boxes: dask's graph work grows with the chunk count.
         """
+        import dask.array as da  # imported here: dask costs ~0.4 s, and viewers never need it
+
         source = MagArray(self, box, cache=None, on_error=on_error)
         return da.from_array(
             source,

@@ -10,6 +10,7 @@ import pytest
 
 from napari_wkw.core import CancelledError, CancelToken, Dataset, TargetExistsError, WKWError
 from napari_wkw.core.save import ArrayLayer, save_dataset
+from napari_wkw.jobs import JobSettings
 
 
 def layer(name="a", value=1, category="color", shape=(10, 20, 30), dtype=np.uint8):
@@ -87,7 +88,7 @@ def test_progress_is_reported_per_unit(tmp_path):
     seen = []
     save_dataset(tmp_path / "p", [layer(shape=(40, 300, 300))], progress=lambda d, t, label: seen.append((d, t, label)))
     labels = {label for _, _, label in seen}
-    assert "writing a mag 1" in labels and any(label.startswith("downsampling mag") for label in labels)
+    assert "writing a mag 1" in labels and any(label.startswith("downsampling a mag") for label in labels)
     assert all(0 <= d <= t for d, t, _ in seen)
 
 
@@ -111,14 +112,20 @@ def test_memory_is_flat_in_the_volume_size(tmp_path, monkeypatch):
 
     monkeypatch.setattr(wkw_file, "SPILL_BYTES", 4 * 2**20)
     peaks = {}
-    for depth in (128, 512):  # both deep enough for full-size tiles at every step
+    runs = [(128, "sequential"), (512, "sequential"), (512, "threads")]
+    for depth, strategy in runs:  # all deep enough for full-size tiles at every step
         tracemalloc.start()
-        save_dataset(tmp_path / f"d{depth}", [ArrayLayer("c", "color", [Generated((depth, 512, 512))], (1, 1, 2))])
-        peaks[depth] = tracemalloc.get_traced_memory()[1]
+        save_dataset(
+            tmp_path / f"d{depth}{strategy}",
+            [ArrayLayer("c", "color", [Generated((depth, 512, 512))], (1, 1, 2))],
+            jobs=JobSettings(strategy, jobs=2),
+        )
+        peaks[depth, strategy] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert peaks[512] < 1.15 * peaks[128], peaks  # 4x the volume, the same memory
-    assert peaks[512] < 512 * 512 * 512 / 2, peaks
-    view = Dataset.open(tmp_path / "d512").layers["c"].finest_mag
+    assert peaks[512, "sequential"] < 1.15 * peaks[128, "sequential"], peaks  # 4x the volume, the same memory
+    assert peaks[512, "threads"] < 2.5 * peaks[512, "sequential"], peaks  # two workers: about twice one
+    assert peaks[512, "sequential"] < 512 * 512 * 512 / 2, peaks
+    view = Dataset.open(tmp_path / "d512threads").layers["c"].finest_mag
     np.testing.assert_array_equal(view.read(view.bounding_box)[300:303], Generated((512, 512, 512))[300:303, :, :])
 
 

@@ -30,8 +30,9 @@ from .properties import (
     read_properties,
     write_properties,
 )
+from .threads import bounded_map
 from .view import MagArray
-from .wkw_file import BLOCK_LZ4, CompressedFileWriter, WKWHeader, existing_files, file_path
+from .wkw_file import BLOCK_LZ4, CompressedFileWriter, WKWHeader, existing_files, file_path, morton_table
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -55,6 +56,12 @@ class MagView:
 
     def __repr__(self) -> str:
         return f"MagView({self.path})"
+
+    @classmethod
+    def at(cls, path: Path) -> MagView:
+        """A mag folder on its own, for work units that carry only paths (no layer box)."""
+        mag = Mag.parse(path.name) if path.name[:1].isdigit() else Mag(1, 1, 1)
+        return cls(None, mag, path)  # type: ignore[arg-type]
 
     @property
     def dtype(self) -> np.dtype:
@@ -117,30 +124,38 @@ class MagView:
             part = data[file_box.zyx_slices(box.topleft)]
             self.write_file(file_box, lambda b, part=part, o=file_box.topleft: part[b.zyx_slices(o)])
 
-    def write_file(self, box: BoundingBox, fetch, tile: Vec3 | None = None) -> np.ndarray | None:
+    def write_file(self, box: BoundingBox, fetch, tile: Vec3 | None = None, threads: int = 1) -> np.ndarray | None:
         """Fill ``box`` (inside one WKW file) with ``fetch(sub_box)`` tile by tile.
 
         This is the unit of work for streaming writers: it touches exactly one file.
-        Returns the largest value written (for largestSegmentId), or None if empty.
+        With ``threads`` > 1, tiles are fetched (and compressed) by that many threads
+        at once, for files that are the only unit left to run. Returns the largest
+        value written (for largestSegmentId), or None if empty.
         """
         size = self.header.file_size
         file_coords = tuple(a // size for a in box.topleft)
-        tile = tile or _default_tile(self.header)
-        largest = None
+        file_origin = tuple(c * size for c in file_coords)
         builder = None
         if self.header.compressed:
             builder = CompressedFileWriter(file_path(self.path, *file_coords), self.header)
-        file_origin = tuple(c * size for c in file_coords)
+
+        def produce(sub: BoundingBox):
+            data = self._checked(fetch(sub))
+            top = data.max() if data.size else None
+            if builder is None:
+                return sub, data, top
+            return sub, self._encode_blocks(builder, sub, data, file_origin), top  # type: ignore[arg-type]
+
+        largest = None
         try:
-            for sub in box.chunks(tile):
-                data = self._checked(fetch(sub))
-                if data.size:
-                    top = data.max()
+            for sub, payload, top in bounded_map(produce, box.chunks(tile or _default_tile(self.header)), threads):
+                if top is not None:
                     largest = top if largest is None else max(largest, top)
                 if builder is None:
-                    self.write(sub.topleft, data)
+                    self.write(sub.topleft, payload)
                 else:
-                    self._put_blocks(builder, sub, data, file_origin)  # type: ignore[arg-type]
+                    for index, piece in payload:
+                        builder.put_encoded(index, piece)
             if builder is not None:
                 builder.write()
         finally:
@@ -148,19 +163,26 @@ class MagView:
                 builder.close()
         return largest
 
-    def _put_blocks(self, builder: CompressedFileWriter, box: BoundingBox, data: np.ndarray, origin: Vec3) -> None:
+    def _encode_blocks(
+        self, builder: CompressedFileWriter, box: BoundingBox, data: np.ndarray, origin: Vec3
+    ) -> list[tuple[int, bytes]]:
+        """Compressed blocks of ``data`` (at ``box``) by Morton index; partly covered blocks
+        are merged with what the file already holds."""
         n = self.header.block_len
         data4 = data if data.ndim == 4 else data[..., None]
+        morton = morton_table(self.header.file_len)
+        pieces = []
         for block in box.aligned((n, n, n)).chunks((n, n, n)):
             bx, by, bz = ((a - o) // n for a, o in zip(block.topleft, origin))
             inner = block.intersection(box)
             if inner == block:
-                builder.put(bx, by, bz, data4[block.zyx_slices(box.topleft)])
-                continue
-            base = builder.old_block(bx, by, bz)
-            base = np.zeros((n, n, n, self.num_channels), self.dtype) if base is None else base.copy()
-            base[inner.zyx_slices(block.topleft)] = data4[inner.zyx_slices(box.topleft)]
-            builder.put(bx, by, bz, base)
+                content = data4[block.zyx_slices(box.topleft)]
+            else:
+                base = builder.old_block(bx, by, bz)
+                content = np.zeros((n, n, n, self.num_channels), self.dtype) if base is None else base.copy()
+                content[inner.zyx_slices(block.topleft)] = data4[inner.zyx_slices(box.topleft)]
+            pieces.append((int(morton[bz, by, bx]), builder.encode(content)))
+        return pieces
 
     def _checked(self, data: np.ndarray) -> np.ndarray:
         data = np.asarray(data)

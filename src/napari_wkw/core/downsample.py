@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from ..jobs.runner import JobSettings, Runner
 from .dataset import Layer, MagView
 from .errors import WKWError
 from .geometry import BoundingBox, Mag, Vec3
-from .progress import CancelToken, ProgressCallback, ProgressReporter
 from .wkw_file import BLOCK_LZ4, suggested_file_len
 
 INTERPOLATIONS = ("median", "mode", "mean", "nearest", "max", "min")
@@ -134,36 +136,53 @@ def downsample_data(data: np.ndarray, factor: Sequence[int], method: str) -> np.
     return out[..., 0] if squeeze else out
 
 
-def downsample_mag(
-    layer: Layer,
-    source: MagView,
-    target: MagView,
-    method: str,
-    progress: ProgressCallback | None = None,
-    cancel: CancelToken | None = None,
-) -> None:
-    """Fill ``target`` from ``source``, one target WKW file per work unit."""
-    factor = tuple(t // s for t, s in zip(target.mag.xyz, source.mag.xyz))
-    if any(f * s != t for f, s, t in zip(factor, source.mag.xyz, target.mag.xyz)):
-        raise WKWError(f"mag {target.mag} is not a multiple of mag {source.mag}")
-    box = layer.bounding_box.in_mag(target.mag)
-    units = list(box.chunks((target.header.file_size,) * 3))
-    reporter = ProgressReporter(progress, len(units), f"downsampling mag {target.mag.folder_name()}", cancel)
-    tile = (256, 256, target.header.block_len)
+@dataclass(frozen=True)
+class DownsampleUnit:
+    """One target WKW file's part of a downsampling step: paths and boxes only."""
 
-    inside = layer.bounding_box.in_mag(source.mag)
+    source: str  # source mag folder
+    target: str  # target mag folder
+    factor: Vec3  # target mag / source mag, per axis (x, y, z)
+    method: str
+    inside: BoundingBox  # the layer in source-mag voxels; beyond it, edges are repeated
+    box: BoundingBox  # target-mag voxels, inside one target file
+    threads: int = 1  # tiles computed at once inside this unit
+
+
+def downsample_file(unit: DownsampleUnit) -> int | float | None:
+    """Fill ``unit.box`` of the target mag from the source mag; returns the largest value."""
+    source = MagView.at(Path(unit.source))
+    target = MagView.at(Path(unit.target))
 
     def fetch(sub: BoundingBox) -> np.ndarray:
         src = BoundingBox(
-            tuple(a * f for a, f in zip(sub.topleft, factor)),  # type: ignore[arg-type]
-            tuple(s * f for s, f in zip(sub.size, factor)),  # type: ignore[arg-type]
+            tuple(a * f for a, f in zip(sub.topleft, unit.factor)),  # type: ignore[arg-type]
+            tuple(s * f for s, f in zip(sub.size, unit.factor)),  # type: ignore[arg-type]
         )
-        return downsample_data(_read_edge_padded(source, src, inside), factor, method)
+        return downsample_data(_read_edge_padded(source, src, unit.inside), unit.factor, unit.method)
 
-    for unit in units:
-        reporter.check()
-        target.write_file(unit, fetch, tile)
-        reporter.advance()
+    top = target.write_file(unit.box, fetch, (256, 256, target.header.block_len), threads=unit.threads)
+    return top.item() if isinstance(top, np.generic) else top
+
+
+def downsample_mag(layer: Layer, source: MagView, target: MagView, method: str, runner: Runner | None = None) -> None:
+    """Fill ``target`` from ``source``, one target WKW file per work unit."""
+    factor = tuple(t // s for t, s in zip(target.mag.xyz, source.mag.xyz))
+    if any(f * s != t for f, s, t in zip(factor, source.mag.xyz, target.mag.xyz)) or max(factor) < 1:
+        raise WKWError(f"mag {target.mag} is not a multiple of mag {source.mag}")
+    if method not in _FILTERS:
+        raise WKWError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {method!r}")
+    runner = runner or Runner(JobSettings("sequential"))
+    boxes = list(layer.bounding_box.in_mag(target.mag).chunks((target.header.file_size,) * 3))
+    threads = max(1, runner.workers // max(1, len(boxes)))
+    units = [
+        DownsampleUnit(
+            str(source.path), str(target.path), factor, method,  # type: ignore[arg-type]
+            layer.bounding_box.in_mag(source.mag), box, threads,
+        )
+        for box in boxes
+    ]
+    runner.map(downsample_file, units, f"downsampling {layer.name} mag {target.mag.folder_name()}")
 
 
 def _read_edge_padded(source: MagView, box: BoundingBox, inside: BoundingBox) -> np.ndarray:
@@ -192,8 +211,7 @@ def build_pyramid(
     method: str | None = None,
     sampling_mode: str = "anisotropic",
     block_type: int = BLOCK_LZ4,
-    progress: ProgressCallback | None = None,
-    cancel: CancelToken | None = None,
+    runner: Runner | None = None,
 ) -> list[Mag]:
     """Build every missing mag from the finest one, each from the previous; returns them.
 
@@ -213,7 +231,7 @@ def build_pyramid(
         extent = layer.bounding_box.in_mag(mag).bottomright
         file_len = suggested_file_len(extent, header.block_len, maximum=header.file_len)
         target = layer.add_mag(mag, block_type=block_type, file_len=file_len, block_len=header.block_len)
-        downsample_mag(layer, previous, target, method, progress, cancel)
+        downsample_mag(layer, previous, target, method, runner)
         built.append(mag)
         previous = target
     return built

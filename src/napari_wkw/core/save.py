@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..jobs.runner import JobSettings, Runner
 from .dataset import Dataset, Layer
 from .downsample import build_pyramid, default_coarsest_mag
 from .element_class import WKW_DTYPES
@@ -71,12 +72,14 @@ def save_dataset(
     name: str | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    jobs: JobSettings | None = None,
 ) -> Path:
     """Write ``layers`` into the dataset at ``path`` and return the dataset folder.
 
     ``path`` may be missing, an empty folder, or an existing WKW dataset (layers of the
     same name are replaced, others kept). Anything else is refused with
-    TargetExistsError before a byte is written.
+    TargetExistsError before a byte is written. The pyramid is built with ``jobs``
+    (default: threads, one per core).
     """
     path = Path(path).expanduser().absolute()
     if not layers:
@@ -105,7 +108,7 @@ def save_dataset(
     try:
         staged = Dataset.create(staging, voxel_size, name=name or path.name, unit=layers[0].unit)
         for layer in layers:
-            _write_layer(staged, layer, compress, pyramid, progress, cancel)
+            _write_layer(staged, layer, compress, pyramid, progress, cancel, jobs or JobSettings("threads"))
         staged.save_properties()
         if existing is None:
             if path.exists():
@@ -161,6 +164,7 @@ def _write_layer(
     pyramid: bool,
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
+    jobs: JobSettings,
 ) -> Layer:
     box = BoundingBox(tuple(source.offset), source.size)  # type: ignore[arg-type]
     layer = dataset.add_layer(
@@ -189,8 +193,7 @@ def _write_layer(
             layer,
             coarsest=default_coarsest_mag(box.size),
             block_type=block_type,
-            progress=progress,
-            cancel=cancel,
+            runner=Runner(jobs, progress, cancel),
         )
     return layer
 

@@ -155,8 +155,10 @@ class CompressedFileWriter:
 
     def put(self, bx: int, by: int, bz: int, block: np.ndarray) -> None:
         """Store one block given as a (z, y, x[, c]) array of block_len^3 voxels."""
-        index = int(morton_table(self.header.file_len)[bz, by, bx])
-        piece = self.encode(block)
+        self.put_encoded(int(morton_table(self.header.file_len)[bz, by, bx]), self.encode(block))
+
+    def put_encoded(self, index: int, piece: bytes) -> None:
+        """Store the compressed bytes of the block with Morton index ``index``."""
         self._spilled.pop(index, None)
         if self._spill is None and self._held + len(piece) > self.spill_bytes:
             self._start_spilling()

@@ -1,0 +1,158 @@
+"""One runner for all long work: independent units handed to an executor.
+
+A unit is a small picklable value (paths, boxes, parameters; never big arrays) and
+the function applied to it is a module-level function, so the same units run in this
+thread, in a thread pool, in worker processes, or (later) on a dask cluster or SLURM,
+all of which are ``concurrent.futures.Executor``-shaped. Units that write data own
+whole WKW files, so no two of them ever write the same file.
+
+The runner keeps at most ``2 x jobs`` units in flight (memory is bounded by the unit
+size times the workers, not by the dataset), reports ``(done, total, label)`` after
+every finished unit, checks the cancel token while it waits, and on cancel or on a
+failed unit stops submitting, lets the running units finish their files, and raises.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import WKWError
+from ..core.progress import CancelToken, ProgressCallback, no_progress
+
+STRATEGIES = ("sequential", "threads", "processes", "dask", "slurm")
+#: seconds between cancel checks while units run
+_POLL = 0.1
+
+
+def default_jobs() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How to run work units; what the CLI's and the wizards' options fill in."""
+
+    strategy: str = "threads"
+    jobs: int = field(default_factory=default_jobs)
+    scheduler: str | None = None  # dask: address of a running scheduler
+    job_resources: dict | None = None  # slurm: resources per worker job
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise WKWError(f"distribution strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        if int(self.jobs) < 1:
+            raise WKWError(f"--jobs must be at least 1, not {self.jobs}")
+
+    @property
+    def workers(self) -> int:
+        """Units that run at the same time."""
+        return 1 if self.strategy == "sequential" else int(self.jobs)
+
+
+class _InlineExecutor(cf.Executor):
+    """Runs each unit at submission, in the calling thread (strategy ``sequential``)."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # noqa: BLE001 - handed to the runner like any executor's
+            future.set_exception(error)
+        return future
+
+
+def make_executor(settings: JobSettings) -> cf.Executor:
+    """The executor for a strategy; the seam where dask and SLURM plug in."""
+    if settings.strategy == "sequential":
+        return _InlineExecutor()
+    if settings.strategy == "threads":
+        return cf.ThreadPoolExecutor(settings.jobs, thread_name_prefix="napari-wkw")
+    if settings.strategy == "processes":
+        # spawn, not fork: the parent may run Qt or reader threads that fork would copy mid-lock
+        return cf.ProcessPoolExecutor(settings.jobs, mp_context=multiprocessing.get_context("spawn"))
+    raise WKWError(
+        f"distribution strategy {settings.strategy!r} is not available yet; "
+        "use sequential, threads or processes"
+    )
+
+
+class Runner:
+    """Runs units through one executor, kept for the runner's life (use it as a context)."""
+
+    def __init__(
+        self,
+        settings: JobSettings | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self.settings = settings or JobSettings()
+        self.progress = progress or no_progress
+        self.cancel = cancel or CancelToken()
+        self._executor: cf.Executor | None = None
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    @property
+    def workers(self) -> int:
+        return self.settings.workers
+
+    def check(self) -> None:
+        """Raise CancelledError if the user cancelled."""
+        self.cancel.raise_if_cancelled()
+
+    def map(self, function: Callable[[Any], Any], units: Sequence[Any], label: str) -> list[Any]:
+        """``[function(unit) for unit in units]``, run by the strategy; results in unit order."""
+        units = list(units)
+        total = len(units)
+        self.progress(0, total, label)
+        self.check()
+        if not units:
+            return []
+        if self._executor is None:
+            self._executor = make_executor(self.settings)
+        results: list[Any] = [None] * total
+        pending: dict[cf.Future, int] = {}
+        window = 2 * self.workers
+        next_unit = 0
+        done = 0
+        try:
+            while done < total:
+                while next_unit < total and len(pending) < window:
+                    self.check()
+                    pending[self._executor.submit(function, units[next_unit])] = next_unit
+                    next_unit += 1
+                finished, _ = cf.wait(pending, timeout=_POLL, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    index = pending.pop(future)
+                    results[index] = future.result()
+                    done += 1
+                    self.progress(done, total, label)
+                self.check()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            # running units finish their (whole, atomically renamed) files before we return
+            cf.wait(pending)
+            raise
+        return results
+
+
+__all__ = ["STRATEGIES", "JobSettings", "Runner", "default_jobs", "make_executor"]

@@ -1,0 +1,5 @@
+"""The ``napari-wkw`` command line: thin over ``napari_wkw.ops`` (and, later, conversions)."""
+
+from .app import main
+
+__all__ = ["main"]

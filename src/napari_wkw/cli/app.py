@@ -1,0 +1,193 @@
+"""The command group, the options every long command shares, errors and progress.
+
+Exit codes: 0 success, 1 a difference found (check-equality), 2 bad input or usage
+(one line naming the file and the problem, no traceback), 130 cancelled (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from ..core.errors import CancelledError, WKWError
+from ..core.geometry import BoundingBox, Mag
+from ..jobs.runner import STRATEGIES, JobSettings, default_jobs
+
+EXIT_DIFFERENT = 1
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+
+class Failure(click.ClickException):
+    """Bad input: printed as one line, exit 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file=None) -> None:
+        click.echo(f"napari-wkw: error: {self.format_message()}", err=True)
+
+
+class Group(click.Group):
+    """Turns the core's errors into one line and exit 2 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (CancelledError, KeyboardInterrupt):
+            click.echo("napari-wkw: cancelled; every file written so far is complete", err=True)
+            sys.exit(EXIT_CANCELLED)
+        except WKWError as error:
+            raise Failure(str(error)) from None
+        except OSError as error:
+            raise Failure(_os_message(error)) from None
+
+
+def _os_message(error: OSError) -> str:
+    name = error.filename if error.filename is not None else ""
+    reason = error.strerror or str(error)
+    return f"{name}: {reason}" if name else reason
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="napari-wkw")
+def main() -> None:
+    """WKW (webknossos-wrap) datasets: inspect, downsample, compress, recube, compare, export.
+
+    Run `napari-wkw COMMAND --help` for a command's options. Voxel sizes are x,y,z in
+    nanometres, mags are written 1, 2, 2-2-1 ..., boxes are x,y,z,width,height,depth
+    in mag-1 voxels.
+    """
+
+
+# ---- parsing ------------------------------------------------------------------------------
+
+
+def _triple(text: str, what: str, kind=float) -> tuple:
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    try:
+        values = tuple(kind(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(f"{what} must be three numbers x,y,z, not {text!r}") from None
+    if len(values) != 3:
+        raise click.BadParameter(f"{what} must be three numbers x,y,z, not {text!r}")
+    return values
+
+
+def parse_voxel_size(ctx, param, value):
+    if value is None:
+        return None
+    size = _triple(value, "voxel size")
+    if min(size) <= 0:
+        raise click.BadParameter(f"voxel size must be positive, not {value!r}")
+    return size
+
+
+def parse_mag(ctx, param, value):
+    if value is None:
+        return None
+    if isinstance(value, tuple):  # multiple=True
+        return tuple(parse_mag(ctx, param, v) for v in value)
+    try:
+        return Mag.parse(value)
+    except (ValueError, WKWError):
+        raise click.BadParameter(f"mag must be like 2 or 2-2-1, not {value!r}") from None
+
+
+def parse_bbox(ctx, param, value):
+    if value is None:
+        return None
+    parts = value.replace(" ", "").split(",")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 6 or min(numbers[3:]) <= 0 or min(numbers[:3]) < 0:
+        raise click.BadParameter(f"bounding box must be x,y,z,width,height,depth (whole voxels), not {value!r}")
+    return BoundingBox(tuple(numbers[:3]), tuple(numbers[3:]))  # type: ignore[arg-type]
+
+
+def parse_json(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(f"not valid JSON ({error.msg})") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object")
+    return parsed
+
+
+# ---- shared options -----------------------------------------------------------------------
+
+
+def job_options(function):
+    """--jobs, --distribution-strategy, --scheduler, --job-resources -> ``jobs=JobSettings``."""
+
+    @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Workers [default: cores].")
+    @click.option(
+        "--distribution-strategy",
+        type=click.Choice(STRATEGIES),
+        default="threads",
+        show_default=True,
+        help="How work units run.",
+    )
+    @click.option("--scheduler", default=None, metavar="ADDRESS", help="dask scheduler address (strategy dask).")
+    @click.option("--job-resources", default=None, callback=parse_json, metavar="JSON", help="SLURM job resources.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+    @functools.wraps(function)
+    def wrapper(*args, jobs, distribution_strategy, scheduler, job_resources, quiet, **kwargs):
+        try:
+            settings = JobSettings(distribution_strategy, jobs or default_jobs(), scheduler, job_resources)
+        except WKWError as error:
+            raise click.UsageError(str(error)) from None
+        with ProgressBar(enabled=not quiet) as progress:
+            return function(*args, jobs=settings, progress=progress, **kwargs)
+
+    return wrapper
+
+
+layer_name_option = click.option("--layer-name", "-l", default=None, help="Only this layer [default: all].")
+
+
+class ProgressBar:
+    """A ``(done, total, label)`` callback drawing one tqdm bar per stage on stderr."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled and sys.stderr is not None
+        self._bar = None
+        self._label = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if self._bar is None or label != self._label or total != self._bar.total:
+            self.close()
+            self._label = label
+            self._bar = tqdm(total=total, desc=label, unit="file", file=sys.stderr, leave=True, dynamic_ncols=True)
+        self._bar.n = done
+        self._bar.refresh()
+
+
+def echo(text: str = "") -> None:
+    click.echo(text)
+
+
+# the commands register themselves on ``main`` when imported
+from . import dataset_commands  # noqa: E402, F401

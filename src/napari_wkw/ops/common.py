@@ -1,0 +1,62 @@
+"""Opening what the user named, with errors that say which file and what is wrong."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..core.dataset import Dataset, Layer, MagView
+from ..core.errors import TargetExistsError, WKWError
+from ..core.geometry import Mag
+
+
+def open_dataset(path: str | os.PathLike) -> Dataset:
+    """The dataset at ``path`` (a folder with layers, with or without properties)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise WKWError(f"{path}: no such dataset (the path does not exist)")
+    if not path.is_dir():
+        raise WKWError(f"{path}: not a WKW dataset folder")
+    return Dataset.open(path)
+
+
+def select_layers(dataset: Dataset, layer_name: str | None = None) -> list[Layer]:
+    """All layers, or the one named; an unknown name lists the ones there are."""
+    if layer_name is None:
+        if not dataset.layers:
+            raise WKWError(f"{dataset.path}: the dataset has no WKW layers")
+        return list(dataset.layers.values())
+    if layer_name not in dataset.layers:
+        known = ", ".join(sorted(dataset.layers)) or "none"
+        raise WKWError(f"{dataset.path}: no layer {layer_name!r} (layers: {known})")
+    return [dataset.layers[layer_name]]
+
+
+def select_mags(layer: Layer, mags: tuple[Mag, ...] | list[Mag] | None = None) -> list[MagView]:
+    """All mags of ``layer`` (finest first), or the ones named."""
+    if not mags:
+        if not layer.mags:
+            raise WKWError(f"{layer.path}: layer {layer.name!r} has no mags on disk")
+        return list(layer.mags.values())
+    chosen = []
+    for mag in mags:
+        if mag not in layer.mags:
+            known = ", ".join(m.folder_name() for m in layer.mags) or "none"
+            raise WKWError(f"{layer.path}: layer {layer.name!r} has no mag {mag.folder_name()} (mags: {known})")
+        chosen.append(layer.mags[mag])
+    return chosen
+
+
+def check_new_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """A target folder that may be created: missing or empty (or ``overwrite``)."""
+    path = Path(path).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise TargetExistsError(f"{path}: the target exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise TargetExistsError(f"{path}: the target folder exists and is not empty (refusing to overwrite it)")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise WKWError(f"{parent}: cannot write here (permission denied)")
+    return path

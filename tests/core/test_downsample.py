@@ -93,3 +93,19 @@ def test_build_pyramid_each_mag_from_the_previous(tmp_path):
         got = wkw.Dataset.open(str(layer.mags[mag].path)).read(target.topleft, target.size)[0].T
         np.testing.assert_array_equal(got, expected)
         previous = mag
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.float32, np.float64])
+@pytest.mark.parametrize("factor", [(2, 2, 1), (2, 2, 2), (2, 1, 1), (1, 2, 2)])
+def test_fast_median_equals_the_group_median(dtype, factor):
+    """The sorting-network median gives exactly the reference rule (mean of the two middle values)."""
+    from napari_wkw.core import downsample
+
+    rng = np.random.default_rng(7)
+    if np.dtype(dtype).kind == "f":
+        data = rng.normal(size=(8, 16, 32, 2)).astype(dtype)
+    else:
+        data = rng.integers(0, np.iinfo(dtype).max, (8, 16, 32, 2), dtype=np.uint64).astype(dtype)
+        data[0, :4, :4] = np.iinfo(dtype).max  # sums of the two middle values overflow the type
+    expected = downsample._median(downsample._groups(data, factor))
+    np.testing.assert_array_equal(downsample.downsample_data(data, factor, "median"), expected)

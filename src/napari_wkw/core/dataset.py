@@ -9,6 +9,7 @@ costs nothing.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import uuid
 import warnings
@@ -315,17 +316,42 @@ class Layer:
         block_len: int = 32,
     ) -> MagView:
         """Create an empty mag folder with its header and register it in the properties."""
+        view = self.stage_mag(mag, block_type=block_type, file_len=file_len, block_len=block_len)
+        return self.commit_mag(view)
+
+    def stage_mag(
+        self,
+        mag: Mag | str | int,
+        *,
+        block_type: int = BLOCK_LZ4,
+        file_len: int = 32,
+        block_len: int = 32,
+    ) -> MagView:
+        """An empty mag in a hidden folder of this layer, to fill before :meth:`commit_mag`.
+
+        Nobody sees a mag while it is being built: readers and the properties only
+        learn of it once it is complete and renamed into place.
+        """
         mag = Mag.parse(mag)
-        if mag in self.mags:
+        if mag in self.mags or (self.path / mag.folder_name()).exists():
             raise WKWError(f"{self.path}: mag {mag.folder_name()} exists already")
-        mag_path = self.path / mag.folder_name()
+        staging = self.path / f".{mag.folder_name()}.partial-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
         header = WKWHeader(self.dtype, self.num_channels, block_len, file_len, block_type)
-        mag_path.mkdir(parents=True, exist_ok=True)
-        (mag_path / HEADER_FILE).write_bytes(header.to_bytes(0))
-        self.properties.mags.append(MagEntry(mag, f"./{self.name}/{mag.folder_name()}"))
-        self.mags[mag] = MagView(self, mag, mag_path)
+        staging.mkdir(parents=True)
+        (staging / HEADER_FILE).write_bytes(header.to_bytes(0))
+        return MagView(self, mag, staging)
+
+    def commit_mag(self, staged: MagView) -> MagView:
+        """Rename a staged mag into place and list it in the (in-memory) properties."""
+        mag_path = self.path / staged.mag.folder_name()
+        if staged.path != mag_path:
+            os.rename(staged.path, mag_path)
+        self.properties.mags.append(MagEntry(staged.mag, f"./{self.name}/{staged.mag.folder_name()}"))
+        self.mags[staged.mag] = MagView(self, staged.mag, mag_path)
         self._sort_mags()
-        return self.mags[mag]
+        return self.mags[staged.mag]
 
     def aligned_box(self) -> BoundingBox:
         """The bounding box grown to the grid of every mag (see :meth:`lazy_pyramid`)."""

@@ -25,6 +25,7 @@ from .geometry import BoundingBox, Mag
 from .locate import looks_like_wkw
 from .progress import CancelToken, ProgressCallback
 from .properties import PROPERTIES_FILE, read_properties
+from .staging import fresh_staging
 from .wkw_file import BLOCK_LZ4, BLOCK_RAW, suggested_file_len
 from .writing import write_array
 
@@ -101,9 +102,7 @@ def save_dataset(
                 "negative coordinates: translate the layer to start at or after 0"
             )
     existing = _check_target(path, voxel_size)
-    _remove_abandoned_staging(path)
-    staging = path.parent / f".{path.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = fresh_staging(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         staged = Dataset.create(staging, voxel_size, name=name or path.name, unit=layers[0].unit)
@@ -119,24 +118,6 @@ def save_dataset(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
-
-
-def _remove_abandoned_staging(path: Path) -> None:
-    """Delete staging folders of earlier saves to ``path`` whose process is gone (killed)."""
-    for staging in path.parent.glob(f".{path.name}.partial-*"):
-        pid = staging.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _check_target(path: Path, voxel_size: tuple[float, ...]) -> Dataset | None:

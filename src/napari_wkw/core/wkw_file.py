@@ -293,3 +293,90 @@ def _numbered(folder: Path, prefix: str) -> list[tuple[int, Path]]:
         if child.name.startswith(prefix) and child.name[1:].isdigit() and child.is_dir():
             out.append((int(child.name[1:]), child))
     return out
+
+
+def compress_file(source: Path, target: Path, block_type: int = BLOCK_LZ4, threads: int = 1) -> bool:
+    """Write the LZ4 version of the raw WKW file ``source`` to ``target`` (may be the same).
+
+    Raw and compressed files keep their blocks in the same (Morton) order, so each
+    block's bytes are compressed as they are, never decoded into voxels. The result
+    goes to a hidden file beside ``target`` and is renamed over it: at any moment
+    ``target`` is either untouched or complete. Returns False (and copies, if the
+    paths differ) when ``source`` is compressed already.
+    """
+    from .threads import bounded_map
+
+    source, target = Path(source), Path(target)
+    with open(source, "rb") as f:
+        head = f.read(HEADER_SIZE)
+        header = WKWHeader.from_bytes(head, source)
+        size = os.fstat(f.fileno()).st_size
+        if header.compressed:
+            if source != target:
+                _copy_atomically(source, target)
+            return False
+        data_offset = struct.unpack_from("<Q", head, 8)[0] or HEADER_SIZE
+        count = header.file_len**3
+        step = header.block_bytes
+        if size < data_offset + count * step:
+            raise DatasetFormatError(
+                f"{source}: raw WKW file is truncated ({size} bytes, expected {data_offset + count * step})"
+            )
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    view = memoryview(mapped)
+    mode = _LZ4_MODES[block_type]
+    group = 256  # blocks per task: 8 MiB of uint8, little overhead per task
+
+    def encode(first: int) -> list[bytes]:
+        last = min(first + group, count)
+        return [
+            lz4.block.compress(view[data_offset + i * step : data_offset + (i + 1) * step], store_size=False, mode=mode)
+            for i in range(first, last)
+        ]
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    new_offset = HEADER_SIZE + 8 * count
+    ends = np.empty(count, "<u8")
+    try:
+        with open(partial, "wb") as out:
+            out.write(header.with_block_type(block_type).to_bytes(new_offset))
+            out.seek(new_offset)
+            position, index = new_offset, 0
+            for pieces in bounded_map(encode, range(0, count, group), threads):
+                for piece in pieces:
+                    out.write(piece)
+                    position += len(piece)
+                    ends[index] = position
+                    index += 1
+            out.seek(HEADER_SIZE)
+            out.write(ends.tobytes())
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+        view.release()
+        mapped.close()
+    return True
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_header(mag_path: Path, header: WKWHeader) -> None:
+    """Replace a mag's ``header.wkw`` atomically."""
+    path = Path(mag_path) / "header.wkw"
+    partial = path.with_name(f".header.wkw.{os.getpid()}.partial")
+    try:
+        partial.write_bytes(header.to_bytes(0))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

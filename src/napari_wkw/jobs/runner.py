@@ -15,6 +15,7 @@ failed unit stops submitting, lets the running units finish their files, and rai
 from __future__ import annotations
 
 import concurrent.futures as cf
+import concurrent.futures.process
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -142,7 +143,13 @@ class Runner:
                 finished, _ = cf.wait(pending, timeout=_POLL, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
                     index = pending.pop(future)
-                    results[index] = future.result()
+                    try:
+                        results[index] = future.result()
+                    except cf.process.BrokenProcessPool:
+                        raise WKWError(
+                            f"a worker process died while {label} (killed, or out of memory?); "
+                            "files finished so far are complete, run the command again"
+                        ) from None
                     done += 1
                     self.progress(done, total, label)
                 self.check()

@@ -60,3 +60,4 @@ def check_new_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
     if not os.access(parent, os.W_OK):
         raise WKWError(f"{parent}: cannot write here (permission denied)")
     return path
+

@@ -1,0 +1,57 @@
+"""Hidden staging that killed runs leave behind, and removing it safely.
+
+Everything long writes beside its target under a hidden name that carries the
+writer's process id (``.<name>.partial-<pid>`` folders, ``.x*.wkw.<pid>.partial``
+and ``.spill`` files) and renames into place when done. Leftovers are removed only
+once their process is gone, so two runs never delete each other's work.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs (staging of dead processes may be removed)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_abandoned(folder: Path) -> None:
+    """Remove hidden staging (``.*.partial-<pid>``, ``.*.<pid>.partial``, ``.*.<pid>.spill``)
+    that killed runs left in ``folder`` and its mag folders, if their process is gone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    candidates = list(folder.glob(".*.partial-*")) + list(folder.glob("*/z*/y*/.x*.wkw.*"))
+    candidates += list(folder.glob("z*/y*/.x*.wkw.*"))
+    for candidate in candidates:
+        pid_text = candidate.name.rsplit("-", 1)[-1] if ".partial-" in candidate.name else candidate.name.split(".")[-2]
+        if not pid_text.isdigit() or process_alive(int(pid_text)):
+            continue
+        if candidate.is_dir():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+
+
+def fresh_staging(target: Path) -> Path:
+    """The hidden sibling folder to build ``target`` in (``.<name>.partial-<pid>``), empty.
+
+    Staging folders that killed runs left for the same target are removed first.
+    """
+    target = Path(target)
+    for stale in target.parent.glob(f".{target.name}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging

@@ -190,4 +190,4 @@ def echo(text: str = "") -> None:
 
 
 # the commands register themselves on ``main`` when imported
-from . import compare_commands, dataset_commands  # noqa: E402, F401
+from . import compare_commands, dataset_commands, inspect_commands  # noqa: E402, F401

@@ -109,3 +109,10 @@ def test_fast_median_equals_the_group_median(dtype, factor):
         data[0, :4, :4] = np.iinfo(dtype).max  # sums of the two middle values overflow the type
     expected = downsample._median(downsample._groups(data, factor))
     np.testing.assert_array_equal(downsample.downsample_data(data, factor, "median"), expected)
+
+
+def test_mode_of_large_groups_counts_past_255():
+    """A one-step 8-8-8 (512 voxels per group) mode must not wrap its counts around."""
+    group = np.full((8, 8, 8), 7, np.uint32)
+    group.reshape(-1)[:200] = 3  # 312 sevens, 200 threes
+    assert downsample_data(group, (8, 8, 8), "mode").item() == 7

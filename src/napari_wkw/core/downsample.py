@@ -91,7 +91,7 @@ def _groups(data: np.ndarray, factor: Vec3) -> np.ndarray:
 
 def _mode(groups: np.ndarray) -> np.ndarray:
     n = groups.shape[-1]
-    counts = np.zeros(groups.shape, np.uint8)
+    counts = np.zeros(groups.shape, np.uint8 if n < 256 else np.uint32)  # counts reach n
     for j in range(n):
         counts += groups == groups[..., j : j + 1]
     winner = counts.argmax(axis=-1)[..., None]

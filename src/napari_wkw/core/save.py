@@ -170,12 +170,13 @@ def _write_layer(
     if source.category == "segmentation":
         layer.properties.largest_segment_id = int(largest or 0)
     if pyramid:
-        build_pyramid(
-            layer,
-            coarsest=default_coarsest_mag(box.size),
-            block_type=block_type,
-            runner=Runner(jobs, progress, cancel),
-        )
+        with Runner(jobs, progress, cancel) as runner:
+            build_pyramid(
+                layer,
+                coarsest=default_coarsest_mag(box.size),
+                block_type=block_type,
+                runner=runner,
+            )
     return layer
 
 

@@ -15,7 +15,6 @@ failed unit stops submitting, lets the running units finish their files, and rai
 from __future__ import annotations
 
 import concurrent.futures as cf
-import concurrent.futures.process
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence

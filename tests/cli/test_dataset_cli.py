@@ -1,0 +1,103 @@
+"""``napari-wkw downsample / compress / recube`` and what every command shares."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wkw
+from click.testing import CliRunner
+
+from napari_wkw.cli import main
+from napari_wkw.core.save import ArrayLayer, save_dataset
+
+CLI = str(Path(sys.executable).parent / "napari-wkw")
+
+
+@pytest.fixture
+def raw(tmp_path):
+    data = np.random.default_rng(5).integers(0, 255, (40, 130, 170), dtype=np.uint8)
+    layer = ArrayLayer("color", "color", [data], (11.24, 11.24, 25.0), offset=(3, 4, 5))
+    path = save_dataset(tmp_path / "raw", [layer], compress=False, pyramid=False)
+    return path, data
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_command_has_help(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0 and "Usage: main " + command in result.output.replace("napari-wkw", "main")
+
+
+def test_downsample_says_what_it_builds(raw):
+    path, _ = raw
+    result = invoke("downsample", path, "--jobs", "2", "-q")
+    assert result.exit_code == 0, result.output
+    assert "color: from mag 1 up to 4 with median: building 2-2-1, 4-4-2" in result.stderr
+    mags = json.loads((path / "datasource-properties.json").read_text())["dataLayers"][0]["mags"]
+    assert [m["mag"] for m in mags] == [[1, 1, 1], [2, 2, 1], [4, 4, 2]]
+    again = invoke("downsample", path, "-q")
+    assert "building none (all present)" in again.stderr
+
+
+def test_compress_copy_then_recube_round_trip(raw, tmp_path):
+    path, data = raw
+    assert invoke("compress", path, tmp_path / "lz4", "-q").exit_code == 0
+    assert invoke("recube", tmp_path / "lz4", tmp_path / "small", "--file-len", "1", "-q").exit_code == 0
+    with wkw.Dataset.open(str(tmp_path / "small" / "color" / "1")) as handle:
+        assert handle.header.file_len == 1
+        np.testing.assert_array_equal(handle.read((3, 4, 5), (170, 130, 40))[0].transpose(2, 1, 0), data)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["downsample", "{tmp}/missing"], "no such dataset"),
+        (["downsample", "{raw}", "--layer-name", "nope"], "no layer 'nope' (layers: color)"),
+        (["downsample", "{raw}", "--from-mag", "2"], "has no mag 2"),
+        (["compress", "{raw}", "--mag", "8"], "has no mag 8"),
+        (["compress", "{raw}", "{raw}"], "exists and is not empty"),
+        (["recube", "{raw}", "{tmp}/r", "--dtype", "complex64"], "WKW cannot store complex64"),
+        (["downsample", "{raw}", "--max-mag", "2-x"], "mag must be like 2 or 2-2-1"),
+        (["compress", "{raw}", "--jobs", "0"], "0 is not in the range"),
+        (["compress", "{raw}", "--distribution-strategy", "dask"], "not available yet"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(raw, tmp_path, args, message):
+    path, _ = raw
+    args = [a.format(tmp=tmp_path, raw=path) for a in args]
+    result = invoke(*args, "-q")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len([line for line in lines if "rror" in line]) == 1
+
+
+def test_corrupt_file_through_the_real_command(raw):
+    path, _ = raw
+    victim = next((path / "color" / "1").glob("z*/y*/x*.wkw"))
+    victim.write_bytes(b"WKW\x01garbage")
+    result = subprocess.run([CLI, "compress", str(path), "-q"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and str(victim) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unwritable_target(raw, tmp_path):
+    path, _ = raw
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if subprocess.run(["test", "-w", str(locked)]).returncode == 0:
+            pytest.skip("running as root: permissions do not stop writes here")
+        result = invoke("recube", path, locked / "out", "-q")
+        assert result.exit_code == 2 and "permission denied" in result.stderr
+    finally:
+        locked.chmod(0o700)

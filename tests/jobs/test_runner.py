@@ -96,3 +96,17 @@ def test_at_most_jobs_units_run_at_once():
     with Runner(JobSettings("threads", jobs=3)) as runner:
         runner.map(track, range(30), "x")
     assert peak[0] <= 3
+
+
+def die(value: int) -> int:
+    import os
+
+    if value == 2:
+        os._exit(9)  # as if killed, or taken by the out-of-memory killer
+    return value
+
+
+def test_a_dead_worker_process_is_one_clear_error():
+    with Runner(JobSettings("processes", jobs=2)) as runner:
+        with pytest.raises(WKWError, match="a worker process died while testing"):
+            runner.map(die, range(4), "testing")

@@ -18,6 +18,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,7 +145,7 @@ class Runner:
                     index = pending.pop(future)
                     try:
                         results[index] = future.result()
-                    except cf.process.BrokenProcessPool:
+                    except BrokenProcessPool:
                         raise WKWError(
                             f"a worker process died while {label} (killed, or out of memory?); "
                             "files finished so far are complete, run the command again"

@@ -198,7 +198,7 @@ def downsample_file(unit: DownsampleUnit) -> int | float | None:
             tuple(a * f for a, f in zip(sub.topleft, unit.factor)),  # type: ignore[arg-type]
             tuple(s * f for s, f in zip(sub.size, unit.factor)),  # type: ignore[arg-type]
         )
-        return downsample_data(_read_edge_padded(source, src, unit.inside), unit.factor, unit.method)
+        return downsample_data(read_edge_padded(source, src, unit.inside), unit.factor, unit.method)
 
     top = target.write_file(unit.box, fetch, (256, 256, target.header.block_len), threads=unit.threads)
     return top.item() if isinstance(top, np.generic) else top
@@ -225,7 +225,7 @@ def downsample_mag(layer: Layer, source: MagView, target: MagView, method: str, 
     runner.map(downsample_file, units, f"downsampling {layer.name} mag {target.mag.folder_name()}")
 
 
-def _read_edge_padded(source: MagView, box: BoundingBox, inside: BoundingBox) -> np.ndarray:
+def read_edge_padded(source: MagView, box: BoundingBox, inside: BoundingBox) -> np.ndarray:
     """Read ``box``; voxels outside the layer's box repeat the nearest voxel inside.
 
     Groups at the border of the layer then mix only real data, as in the reference

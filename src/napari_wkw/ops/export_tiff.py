@@ -36,7 +36,7 @@ import numpy as np
 import tifffile
 
 from ..core.dataset import Layer, MagView
-from ..core.downsample import default_interpolation, downsample_data
+from ..core.downsample import default_interpolation, downsample_data, read_edge_padded
 from ..core.errors import WKWError
 from ..core.geometry import BoundingBox, Mag
 from ..core.progress import CancelToken, ProgressCallback
@@ -98,20 +98,9 @@ def _read_output(source: MagView, unit: ExportUnit) -> np.ndarray:
     if covered.is_empty:
         return out
     box = covered.from_mag(Mag(f, f, 1))
-    data = downsample_data(_read_edge_padded(source, box, unit.inside), (f, f, 1), unit.method)
+    data = downsample_data(read_edge_padded(source, box, unit.inside), (f, f, 1), unit.method)
     out[covered.zyx_slices(unit.box.topleft)] = data
     return out
-
-
-def _read_edge_padded(source: MagView, box: BoundingBox, inside: BoundingBox) -> np.ndarray:
-    """Read ``box``; beyond the layer's box, repeat its nearest voxel (as the pyramid does)."""
-    inner = box.intersection(inside)
-    if inner == box:
-        return source.read(box)
-    data = source.read(inner)
-    pad = [(a - b, d - c) for a, b, c, d in zip(inner.topleft, box.topleft, inner.bottomright, box.bottomright)]
-    pad = pad[::-1] + [(0, 0)] * (data.ndim - 3)
-    return np.pad(data, pad, mode="edge")
 
 
 def _write(path: Path, image: np.ndarray, photometric: str) -> str:

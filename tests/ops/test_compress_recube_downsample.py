@@ -21,7 +21,7 @@ from napari_wkw.ops.recube import recube
 
 OFFSET = (37, 5, 3)  # x, y, z: not block-aligned
 SHAPE = (45, 70, 101)  # z, y, x: not multiples of 32
-DTYPES = ["uint8", "uint16", "uint32", "uint64", "int16", "float32", "rgb"]
+DTYPES = ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64", "rgb"]
 
 
 def volume(kind: str, shape=SHAPE, seed: int = 0) -> np.ndarray:

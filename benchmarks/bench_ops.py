@@ -2,6 +2,7 @@
 
     python benchmarks/bench_ops.py [--depth 64 --depth 128] [--repeats 3]
         [--workdir /tmp/napari-wkw-bench] [--ref-venv DIR] [--strategies threads,processes]
+        [--ops compress,downsample] [--ref-sequential] [--profile-reference] [--no-lz4hc]
 
 Requirement checked: on a dataset of at least 64 x 2048 x 2048 uint8 of real-looking
 content, with 2 jobs on a 2-core machine, ``napari-wkw compress`` and
@@ -19,19 +20,24 @@ pixels per slice so that slices differ. A fresh copy of that pristine dataset
 
 Both tools do the same work, 2 jobs each:
 
-* compress, in place: mag 1 raw -> compressed;
+* compress, in place: mag 1 raw -> compressed. The reference always writes LZ4HC, ours
+  LZ4 unless given ``--lz4hc``: ours is timed both ways (``ours/threads+lz4hc``);
 * downsample: from mag 1 the default anisotropic pyramid for 11.24, 11.24, 25 nm
-  (2-2-1, 4-4-2, 8-8-4, 16-16-8, 32-32-16), median for color, written compressed.
+  (2-2-1, 4-4-2, 8-8-4, 16-16-8, 32-32-16), median for color, written compressed
+  (the reference's CLI has no codec option there: LZ4HC against our LZ4).
 
 Measured for each (tool, operation, depth), runs interleaved (ref, ours-threads,
 ours-processes, ref, ...) after warming the page cache with one read of the input:
 wall time of the whole command (a subprocess, startup included), peak memory of its
-whole process tree (sum of VmRSS, and of Pss, over the process and its descendants,
-polled every 50 ms from /proc), and CPU time (user + system of the tree) to tell how
+whole process tree (sums of VmRSS and of RssAnon over the process and its descendants,
+polled every 50 ms from /proc; RSS includes memory-mapped file pages, which the kernel
+can reclaim, RssAnon does not), and CPU time (user + system of the tree) to tell how
 much of the 2 cores each tool keeps busy. Also, to tell what bounds the ratios: each
-tool's bare startup (``--help``), and an in-process floor made of bare ``wkw`` calls
-(read mag 1 and write it compressed, one thread), which no tool doing this work on
-``wkw`` files can beat by more than the 2 cores.
+tool's bare startup (``--help``); the same compress done in process with bare ``wkw``
+library calls (read mag 1, write each file whole and compressed, one thread), the
+floor for a tool that goes through that library; with ``--profile-reference``, where
+the reference spends its time (cProfile, sequential); with ``--ref-sequential``, the
+reference without worker processes, for context (the target is against 2 jobs).
 
 Correctness is checked once, untimed: after each tool's compress, mag 1 read back with
 bare ``wkw`` equals the input; after downsample, the mags each tool built, and the
@@ -50,9 +56,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -195,9 +200,13 @@ def ensure_reference(venv: Path) -> Path:
 
 def reference_version(venv: Path) -> str:
     out = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import webknossos, wkw, importlib.metadata as m; "
-         "print(m.version('webknossos'), 'wkw', m.version('wkw'))"],
-        capture_output=True, text=True,
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import webknossos, wkw, importlib.metadata as m; print(m.version('webknossos'), 'wkw', m.version('wkw'))",
+        ],
+        capture_output=True,
+        text=True,
     )
     return out.stdout.strip() or out.stderr.strip().splitlines()[-1]
 
@@ -222,23 +231,25 @@ def tree(pid: int) -> list[int]:
 
 
 def memory(pids: list[int]) -> tuple[int, int]:
-    """Sum of VmRSS and of Pss over PIDS, in bytes (processes gone meanwhile count 0)."""
-    rss = pss = 0
+    """Sums of VmRSS and of RssAnon over PIDS, in bytes (processes gone meanwhile count 0).
+
+    RSS includes file pages mapped into the process (a memory-mapped input file counts
+    in full once touched, though the kernel can drop those pages at will); RssAnon is
+    the process's own heap: what cannot be reclaimed without swap.
+    """
+    rss = anon = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as handle:
                 for line in handle:
                     if line.startswith("VmRSS:"):
                         rss += int(line.split()[1]) * 1024
-                        break
-            with open(f"/proc/{pid}/smaps_rollup") as handle:
-                for line in handle:
-                    if line.startswith("Pss:"):
-                        pss += int(line.split()[1]) * 1024
+                    elif line.startswith("RssAnon:"):
+                        anon += int(line.split()[1]) * 1024
                         break
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             pass
-    return rss, pss
+    return rss, anon
 
 
 @dataclass
@@ -246,7 +257,7 @@ class Run:
     wall: float
     cpu: float
     rss: int
-    pss: int
+    anon: int
     returncode: int
     log: Path
 
@@ -261,10 +272,10 @@ def run(command: list[str], log: Path) -> Run:
         out.flush()
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        peak_rss = peak_pss = 0
+        peak_rss = peak_anon = 0
         while process.poll() is None:
-            rss, pss = memory(tree(process.pid))
-            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            rss, anon = memory(tree(process.pid))
+            peak_rss, peak_anon = max(peak_rss, rss), max(peak_anon, anon)
             time.sleep(POLL)
         wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -272,7 +283,7 @@ def run(command: list[str], log: Path) -> Run:
     if process.returncode != 0:
         tail = log.read_text().strip().splitlines()[-5:]
         print(f"  ! exit {process.returncode}: {' '.join(command)}\n    " + "\n    ".join(tail), flush=True)
-    return Run(wall, cpu, peak_rss, peak_pss, process.returncode, log)
+    return Run(wall, cpu, peak_rss, peak_anon, process.returncode, log)
 
 
 @dataclass
@@ -287,7 +298,7 @@ class Tool:
         return None if parts is None else [part.replace("{ds}", str(dataset)) for part in parts]
 
 
-def tools(ref_cli: Path, strategies: list[str], jobs: int, lz4hc: bool) -> list[Tool]:
+def tools(ref_cli: Path, strategies: list[str], jobs: int, lz4hc: bool, ref_sequential: bool) -> list[Tool]:
     ref_jobs = ["--jobs", str(jobs), "--distribution-strategy", "multiprocessing"]
     out = [
         Tool(
@@ -297,6 +308,17 @@ def tools(ref_cli: Path, strategies: list[str], jobs: int, lz4hc: bool) -> list[
             [str(ref_cli), "--help"],
         )
     ]
+    if ref_sequential:
+        # context only: the reference in one process (no worker start-up), against itself with 2 jobs
+        sequential = ["--distribution-strategy", "sequential"]
+        out.append(
+            Tool(
+                "reference/sequential",
+                [str(ref_cli), "compress", *sequential, "{ds}"],
+                [str(ref_cli), "downsample", *sequential, "{ds}"],
+                [str(ref_cli), "--help"],
+            )
+        )
     for strategy in strategies:
         ours_jobs = ["--jobs", str(jobs), "--distribution-strategy", strategy]
         out.append(
@@ -404,6 +426,29 @@ def floor_compress(source: Path, scratch: Path, depth: int, block_type: int) -> 
     return read, write
 
 
+def profile_reference(venv: Path, op: str, dataset: Path, workdir: Path) -> list[str]:
+    """The reference's OP, sequential, under cProfile: where its time goes (top entries)."""
+    stats = workdir / f"ref-{op}.prof"
+    script = (
+        "import sys\nfrom webknossos.cli.main import app\n"
+        f"sys.argv = ['webknossos', {op!r}, '--distribution-strategy', 'sequential', {str(dataset)!r}]\n"
+        "app()\n"
+    )
+    driver = workdir / "profile_reference.py"
+    driver.write_text(script)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "cProfile", "-o", str(stats), str(driver)], capture_output=True)
+    out = subprocess.run(
+        [python, "-c", f"import pstats; pstats.Stats({str(stats)!r}).sort_stats('tottime').print_stats(8)"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    keep = [
+        line for line in out.splitlines() if "function calls" in line or line.strip()[:1].isdigit() or "tottime" in line
+    ]
+    return [line.replace(str(venv), "REFVENV") for line in keep]
+
+
 # ---------------------------------------------------------------------------------
 # report
 
@@ -429,10 +474,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", default="threads,processes", help="ours: comma-separated")
     parser.add_argument("--ops", default="compress,downsample", help="comma-separated")
     parser.add_argument("--jobs", type=int, default=JOBS)
-    parser.add_argument(
-        "--no-lz4hc", action="store_true", help="skip ours' compress --lz4hc (the reference's codec)"
-    )
+    parser.add_argument("--no-lz4hc", action="store_true", help="skip ours' compress --lz4hc (the reference's codec)")
     parser.add_argument("--reference-only", action="store_true", help="measure the reference alone")
+    parser.add_argument(
+        "--ref-sequential", action="store_true", help="also time the reference sequential (context; not the target)"
+    )
+    parser.add_argument(
+        "--profile-reference",
+        action="store_true",
+        help="also run the reference once per op, sequential, under cProfile (untimed; smallest depth)",
+    )
     args = parser.parse_args(argv)
     depths = sorted(set(args.depth or [64]))
     ops = [op.strip() for op in args.ops.split(",") if op.strip()]
@@ -445,11 +496,20 @@ def main(argv: list[str] | None = None) -> int:
     missing = None if args.reference_only else ours_available()
     if missing:
         print(f"NOTE: {missing}; measuring the reference alone", flush=True)
-    all_tools = tools(ref_cli, [] if (missing or args.reference_only) else strategies, args.jobs, not args.no_lz4hc)
+    all_tools = tools(
+        ref_cli,
+        [] if (missing or args.reference_only) else strategies,
+        args.jobs,
+        not args.no_lz4hc,
+        args.ref_sequential,
+    )
 
     print(f"reference: webknossos {reference_version(ref_venv)} ({ref_cli})")
     print(f"ours:      {OURS}")
-    print(f"machine:   {os.cpu_count()} cores, jobs {args.jobs}, repeats {args.repeats}, depths {depths}")
+    print(
+        f"machine:   {os.cpu_count()} cores, jobs {args.jobs}, repeats {args.repeats}, depths {depths}, "
+        f"load average {os.getloadavg()[0]:.2f} (other work on the machine makes runs noisy)"
+    )
     print("commands (DS = a fresh copy of the raw input):")
     for tool in all_tools:
         for op in ops:
@@ -461,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str, int], list[Run]] = {}
     checks: list[str] = []
     startup: dict[str, list[float]] = {}
+    profiles: dict[str, list[str]] = {}
     floors: dict[tuple[int, str], tuple[float, float]] = {}
 
     for tool in all_tools:
@@ -472,7 +533,9 @@ def main(argv: list[str] | None = None) -> int:
         source = pristine(workdir, depth, mosaic)
         warm(source)
         for kind, code in (("lz4", wkw.Header.BLOCK_TYPE_LZ4), ("lz4hc", wkw.Header.BLOCK_TYPE_LZ4HC)):
-            floors[(depth, kind)] = min((floor_compress(source, workdir / "floor", depth, code) for _ in range(2)), key=sum)
+            floors[(depth, kind)] = min(
+                (floor_compress(source, workdir / "floor", depth, code) for _ in range(2)), key=sum
+            )
         for op in ops:
             kept: dict[str, Path] = {}
             for repeat in range(args.repeats):
@@ -486,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"  depth {depth:4d} {op:10s} {tool.label:22s} run {repeat + 1}: "
                         f"{result.wall:7.2f} s wall, {result.cpu:7.2f} s cpu, peak {mib(result.rss)} MiB rss "
-                        f"/ {mib(result.pss)} MiB pss" + ("" if result.returncode == 0 else f"  EXIT {result.returncode}"),
+                        f"/ {mib(result.anon)} MiB anon"
+                        + ("" if result.returncode == 0 else f"  EXIT {result.returncode}"),
                         flush=True,
                     )
                     if repeat == 0 and result.returncode == 0:
@@ -509,47 +573,63 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 ref = kept.get("reference")
                 for label, path in kept.items():
-                    checks.append(f"downsample depth {depth:4d} {label:22s} mags: {', '.join(mags_of(path))}"
-                                  f" ({', '.join(sorted({block_type(path / 'color' / m) for m in mags_of(path) if m != '1'}))})")
+                    checks.append(
+                        f"downsample depth {depth:4d} {label:22s} mags: {', '.join(mags_of(path))}"
+                        f" ({', '.join(sorted({block_type(path / 'color' / m) for m in mags_of(path) if m != '1'}))})"
+                    )
                 for label, path in kept.items():
                     if label == "reference" or ref is None:
                         continue
                     common = [m for m in mags_of(ref) if m != "1" and m in mags_of(path)]
                     parts = [f"{m} {compare_mags(path, ref, m, depth):.6f}" for m in common]
-                    checks.append(f"downsample depth {depth:4d} {label:22s} equal voxels vs reference: " + ", ".join(parts))
+                    checks.append(
+                        f"downsample depth {depth:4d} {label:22s} equal voxels vs reference: " + ", ".join(parts)
+                    )
             for path in kept.values():
                 shutil.rmtree(path, ignore_errors=True)
+            if args.profile_reference and depth == depths[0]:
+                dataset = fresh_copy(source, workdir / "runs" / f"profile-{op}-{depth}")
+                profiles[op] = profile_reference(ref_venv, op, dataset, workdir)
+                shutil.rmtree(dataset, ignore_errors=True)
 
     # ------------------------------------------------------------------ the report
-    print("\n== medians (wall s, tree CPU s, peak tree RSS / PSS MiB); ratios ours / reference ==")
-    head = f"{'op':10s} {'depth':>5s} {'tool':22s} {'wall':>7s} {'cpu':>7s} {'cpu/wall':>8s} {'rss':>6s} {'pss':>6s} {'t/ref':>6s} {'rss/ref':>7s} {'pss/ref':>7s}"
+    print("\n== medians (wall s, tree CPU s, peak tree RSS / RssAnon MiB); ratios ours / reference ==")
+    head = (
+        f"{'op':10s} {'depth':>5s} {'tool':22s} {'wall':>7s} {'cpu':>7s} {'cpu/wall':>8s} {'rss':>6s} {'anon':>6s} "
+        f"{'t/ref':>6s} {'rss/ref':>7s} {'anon/ref':>8s}"
+    )
     print(head)
     print("-" * len(head))
     for op in ops:
         for depth in depths:
             ref = results.get(("reference", op, depth), [])
-            rw, rr, rp = median([r.wall for r in ref]), median([r.rss for r in ref]), median([r.pss for r in ref])
+            rw, rr, rp = median([r.wall for r in ref]), median([r.rss for r in ref]), median([r.anon for r in ref])
             for tool in all_tools:
                 runs = results.get((tool.label, op, depth), [])
                 if not runs:
                     continue
                 w, c = median([r.wall for r in runs]), median([r.cpu for r in runs])
-                m, p = median([r.rss for r in runs]), median([r.pss for r in runs])
-                mine = tool.label != "reference"
+                m, p = median([r.rss for r in runs]), median([r.anon for r in runs])
+                mine = tool.label != "reference"  # reference/sequential: against the reference with 2 jobs
                 print(
                     f"{op:10s} {depth:5d} {tool.label:22s} {w:7.2f} {c:7.2f} {c / w:8.2f} {mib(m):>6s} {mib(p):>6s} "
-                    f"{ratio(w, rw) if mine else '':>6s} {ratio(m, rr) if mine else '':>7s} {ratio(p, rp) if mine else '':>7s}"
+                    f"{ratio(w, rw) if mine else '':>6s} {ratio(m, rr) if mine else '':>7s} "
+                    f"{ratio(p, rp) if mine else '':>8s}"
                 )
+    print(
+        "target: t/ref <= 0.50 for both operations (2 jobs each); rss counts mapped file pages, anon only the "
+        "processes' own heap"
+    )
     if len(depths) > 1:
         lo, hi = depths[0], depths[-1]
-        print(f"\n== memory growth: peak at depth {hi} / peak at depth {lo} (data grows {hi / lo:.1f}x) ==")
+        print(f"\n== memory growth: peak at depth {hi} / peak at depth {lo} (data grows {hi / lo:.1f}x; flat = 1.0) ==")
         for op in ops:
             for tool in all_tools:
                 a, b = results.get((tool.label, op, lo), []), results.get((tool.label, op, hi), [])
                 if a and b:
                     print(
                         f"{op:10s} {tool.label:22s} rss {ratio(median([r.rss for r in b]), median([r.rss for r in a]))}"
-                        f"  pss {ratio(median([r.pss for r in b]), median([r.pss for r in a]))}"
+                        f"  anon {ratio(median([r.anon for r in b]), median([r.anon for r in a]))}"
                         f"  wall {ratio(median([r.wall for r in b]), median([r.wall for r in a]))}"
                     )
     print("\n== what bounds the ratios ==")
@@ -557,13 +637,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"startup (`--help`) {label:22s} {median(times):6.2f} s")
     for (depth, kind), (read, write) in floors.items():
         print(
-            f"bare-wkw compress floor, depth {depth:4d}: read mag 1 {read:5.2f} s + write it {kind:5s} {write:5.2f} s = "
+            f"bare-wkw compress floor, depth {depth:4d}: read mag 1 {read:5.2f} s + write it {kind:5s} "
+            f"{write:5.2f} s = "
             f"{read + write:5.2f} s on one core, {(read + write) / args.jobs:5.2f} s ideal on {args.jobs}"
         )
+    for op, lines in profiles.items():
+        print(f"\nreference {op}, sequential, depth {depths[0]}, under cProfile (top by own time):")
+        for line in lines:
+            print("  " + line)
     print("\n== correctness (untimed, first run of each) ==")
     for line in checks:
         print(line)
-    print(f"\nlogs: {workdir / 'logs'}")
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}; logs: {workdir / 'logs'}")
     return 0
 
 

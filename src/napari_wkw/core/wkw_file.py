@@ -11,6 +11,7 @@ without decoding. Files are written beside their target and renamed into place.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -31,6 +32,8 @@ BLOCK_RAW, BLOCK_LZ4, BLOCK_LZ4HC = 1, 2, 3
 _LZ4_MODES = {BLOCK_LZ4: "default", BLOCK_LZ4HC: "high_compression"}
 #: compressed bytes of one file held in memory before they go to a spill file
 SPILL_BYTES = 64 * 2**20
+#: raw bytes read and compressed per task when compressing a raw file
+GROUP_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -299,10 +302,12 @@ def compress_file(source: Path, target: Path, block_type: int = BLOCK_LZ4, threa
     """Write the LZ4 version of the raw WKW file ``source`` to ``target`` (may be the same).
 
     Raw and compressed files keep their blocks in the same (Morton) order, so each
-    block's bytes are compressed as they are, never decoded into voxels. The result
-    goes to a hidden file beside ``target`` and is renamed over it: at any moment
-    ``target`` is either untouched or complete. Returns False (and copies, if the
-    paths differ) when ``source`` is compressed already.
+    block's bytes are compressed as they are, never decoded into voxels. Blocks in
+    holes of a sparse file and all-zero blocks share one encoded zero block, so the
+    work follows the data, not the file size. The result goes to a hidden file beside
+    ``target`` and is renamed over it: at any moment ``target`` is either untouched or
+    complete. Returns False (and copies, if the paths differ) when ``source`` is
+    compressed already.
     """
     from .threads import bounded_map
 
@@ -310,7 +315,6 @@ def compress_file(source: Path, target: Path, block_type: int = BLOCK_LZ4, threa
     with open(source, "rb") as f:
         head = f.read(HEADER_SIZE)
         header = WKWHeader.from_bytes(head, source)
-        size = os.fstat(f.fileno()).st_size
         if header.compressed:
             if source != target:
                 _copy_atomically(source, target)
@@ -318,45 +322,59 @@ def compress_file(source: Path, target: Path, block_type: int = BLOCK_LZ4, threa
         data_offset = struct.unpack_from("<Q", head, 8)[0] or HEADER_SIZE
         count = header.file_len**3
         step = header.block_bytes
+        size = os.fstat(f.fileno()).st_size
         if size < data_offset + count * step:
             raise DatasetFormatError(
                 f"{source}: raw WKW file is truncated ({size} bytes, expected {data_offset + count * step})"
             )
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    view = memoryview(mapped)
-    mode = _LZ4_MODES[block_type]
-    group = 256  # blocks per task: 8 MiB of uint8, little overhead per task
+        mode = _LZ4_MODES[block_type]
+        zero = lz4.block.compress(bytes(step), store_size=False, mode=mode)
+        group = max(1, GROUP_BYTES // step)  # blocks read and compressed per task
 
-    def encode(first: int) -> list[bytes]:
-        last = min(first + group, count)
-        return [
-            lz4.block.compress(view[data_offset + i * step : data_offset + (i + 1) * step], store_size=False, mode=mode)
-            for i in range(first, last)
-        ]
+        def encode(first: int) -> list[bytes]:
+            blocks = min(group, count - first)
+            start = data_offset + first * step
+            if _is_hole(f.fileno(), start, blocks * step):
+                return [zero] * blocks
+            raw = os.pread(f.fileno(), blocks * step, start)
+            filled = np.frombuffer(raw, np.uint8).reshape(blocks, step).any(axis=1)
+            view = memoryview(raw)
+            return [
+                lz4.block.compress(view[i * step : (i + 1) * step], store_size=False, mode=mode) if filled[i] else zero
+                for i in range(blocks)
+            ]
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    new_offset = HEADER_SIZE + 8 * count
-    ends = np.empty(count, "<u8")
-    try:
-        with open(partial, "wb") as out:
-            out.write(header.with_block_type(block_type).to_bytes(new_offset))
-            out.seek(new_offset)
-            position, index = new_offset, 0
-            for pieces in bounded_map(encode, range(0, count, group), threads):
-                for piece in pieces:
-                    out.write(piece)
-                    position += len(piece)
-                    ends[index] = position
-                    index += 1
-            out.seek(HEADER_SIZE)
-            out.write(ends.tobytes())
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-        view.release()
-        mapped.close()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        new_offset = HEADER_SIZE + 8 * count
+        ends = np.empty(count, "<u8")
+        try:
+            with open(partial, "wb") as out:
+                out.write(header.with_block_type(block_type).to_bytes(new_offset))
+                out.seek(new_offset)
+                position, index = new_offset, 0
+                for pieces in bounded_map(encode, range(0, count, group), threads):
+                    out.write(b"".join(pieces))
+                    for piece in pieces:
+                        position += len(piece)
+                        ends[index] = position
+                        index += 1
+                out.seek(HEADER_SIZE)
+                out.write(ends.tobytes())
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
     return True
+
+
+def _is_hole(fd: int, start: int, length: int) -> bool:
+    """Whether ``[start, start + length)`` of a sparse file holds no data (reads as zeros)."""
+    try:
+        return os.lseek(fd, start, os.SEEK_DATA) >= start + length
+    except OSError as error:  # ENXIO: no data after start; EINVAL: SEEK_DATA unsupported
+        return error.errno == errno.ENXIO
+    except AttributeError:  # no SEEK_DATA on this platform
+        return False
 
 
 def _copy_atomically(source: Path, target: Path) -> None:

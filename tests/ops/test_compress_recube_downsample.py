@@ -286,3 +286,25 @@ def test_recube_reference_dataset_keeps_every_mag_and_value(wkw_copy, tmp_path):
                 bare_read(out.layers[name].mags[mag].path, box.topleft, view.array_shape(box)[:3]),
                 bare_read(view.path, box.topleft, view.array_shape(box)[:3]),
             )
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "threads", "processes"])
+def test_downsample_rebuilds_the_reference_pyramid_exactly(wkw_copy, tmp_path, strategy):
+    """webknossos 4.3.3 wrote mags 2-2-1 and 4-4-2 of both layers; we drop and rebuild them."""
+    import shutil
+
+    original = wkw_copy("webknossos_written")
+    path = tmp_path / "rebuilt"
+    shutil.copytree(original, path)
+    properties = json.loads((path / "datasource-properties.json").read_text())
+    for layer in properties["dataLayers"]:
+        layer["mags"] = [m for m in layer["mags"] if m["mag"] == [1, 1, 1]]
+        for mag in ("2-2-1", "4-4-2"):
+            shutil.rmtree(path / layer["name"] / mag)
+    (path / "datasource-properties.json").write_text(json.dumps(properties))
+    built = downsample(path, max_mag=Mag(4, 4, 4), jobs=JobSettings(strategy, jobs=2))
+    assert built == {"color": [Mag(2, 2, 1), Mag(4, 4, 2)], "segmentation": [Mag(2, 2, 1), Mag(4, 4, 2)]}
+    for layer in ("color", "segmentation"):
+        for mag in ("2-2-1", "4-4-2"):
+            with wkw.Dataset.open(str(original / layer / mag)) as ref, wkw.Dataset.open(str(path / layer / mag)) as ours:
+                np.testing.assert_array_equal(ours.read((0, 0, 0), (64, 64, 48)), ref.read((0, 0, 0), (64, 64, 48)))

@@ -34,8 +34,10 @@ polled every 50 ms from /proc; RSS includes memory-mapped file pages, which the 
 can reclaim, RssAnon does not), and CPU time (user + system of the tree) to tell how
 much of the 2 cores each tool keeps busy. Also, to tell what bounds the ratios: each
 tool's bare startup (``--help``); the same compress done in process with bare ``wkw``
-library calls (read mag 1, write each file whole and compressed, one thread), the
-floor for a tool that goes through that library; with ``--profile-reference``, where
+library calls (read mag 1, write each file whole and compressed, one thread): what a
+tool pays that goes through that library, which writes compressed files only whole, so
+a 1024-cube file holding DEPTH slices is compressed mostly as zero padding (ours
+encodes blocks itself and can go below it); with ``--profile-reference``, where
 the reference spends its time (cProfile, sequential); with ``--ref-sequential``, the
 reference without worker processes, for context (the target is against 2 jobs).
 
@@ -635,9 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== what bounds the ratios ==")
     for label, times in startup.items():
         print(f"startup (`--help`) {label:22s} {median(times):6.2f} s")
+    print("(the wkw library writes compressed files whole: zero padding to 1024 slices is compressed too)")
     for (depth, kind), (read, write) in floors.items():
         print(
-            f"bare-wkw compress floor, depth {depth:4d}: read mag 1 {read:5.2f} s + write it {kind:5s} "
+            f"compress via the wkw library, depth {depth:4d}: read mag 1 {read:5.2f} s + write it {kind:5s} "
             f"{write:5.2f} s = "
             f"{read + write:5.2f} s on one core, {(read + write) / args.jobs:5.2f} s ideal on {args.jobs}"
         )

@@ -107,6 +107,6 @@ def die(value: int) -> int:
 
 
 def test_a_dead_worker_process_is_one_clear_error():
-    with Runner(JobSettings("processes", jobs=2)) as runner:
-        with pytest.raises(WKWError, match="a worker process died while testing"):
-            runner.map(die, range(4), "testing")
+    runner = Runner(JobSettings("processes", jobs=2))
+    with runner, pytest.raises(WKWError, match="a worker process died while testing"):
+        runner.map(die, range(4), "testing")

@@ -306,5 +306,5 @@ def test_downsample_rebuilds_the_reference_pyramid_exactly(wkw_copy, tmp_path, s
     assert built == {"color": [Mag(2, 2, 1), Mag(4, 4, 2)], "segmentation": [Mag(2, 2, 1), Mag(4, 4, 2)]}
     for layer in ("color", "segmentation"):
         for mag in ("2-2-1", "4-4-2"):
-            with wkw.Dataset.open(str(original / layer / mag)) as ref, wkw.Dataset.open(str(path / layer / mag)) as ours:
-                np.testing.assert_array_equal(ours.read((0, 0, 0), (64, 64, 48)), ref.read((0, 0, 0), (64, 64, 48)))
+            with wkw.Dataset.open(str(original / layer / mag)) as ref, wkw.Dataset.open(str(path / layer / mag)) as new:
+                np.testing.assert_array_equal(new.read((0, 0, 0), (64, 64, 48)), ref.read((0, 0, 0), (64, 64, 48)))

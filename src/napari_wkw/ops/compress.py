@@ -43,15 +43,21 @@ class CompressResult:
 
 
 def compress_unit(unit: CompressUnit) -> tuple[int, int, bool]:
-    """Compress (or copy) one file; returns (bytes before, bytes after, compressed now)."""
+    """Compress (or copy) one file; returns (bytes on disk before, after, compressed now)."""
     source, target = Path(unit.source), Path(unit.target)
-    before = source.stat().st_size
+    before = _on_disk(source)
     if unit.compress:
         changed = compress_file(source, target, unit.block_type, unit.threads)
     else:
         shutil.copyfile(source, target)
         changed = False
-    return before, target.stat().st_size, changed
+    return before, _on_disk(target), changed
+
+
+def _on_disk(path: Path) -> int:
+    """Bytes a file takes on disk (raw WKW files are often sparse: less than their size)."""
+    info = path.stat()
+    return min(info.st_size, info.st_blocks * 512) if hasattr(info, "st_blocks") else info.st_size
 
 
 def compress(

@@ -99,3 +99,26 @@ def test_unwritable_target(raw, tmp_path):
     assert result.exit_code == 2, result.output
     assert str(blocker) in result.stderr and "Not a directory" in result.stderr
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["downsample", "{raw}"],
+        ["recube", "{raw}", "{tmp}/out"],
+        ["compress", "{raw}", "{tmp}/out"],
+        ["check-equality", "{raw}", "{raw}"],
+        ["export-tiff", "{raw}", "{tmp}/tiffs"],
+    ],
+)
+@pytest.mark.parametrize("damage", ["truncated", "bad header"])
+def test_a_corrupt_data_file_stops_every_operation(raw, tmp_path, command, damage):
+    """libwkw reads a broken file as zeros; operations must refuse it instead of copying zeros."""
+    path, _ = raw
+    victim = next((path / "color" / "1").glob("z*/y*/x*.wkw"))
+    content = victim.read_bytes()
+    victim.write_bytes(content[: len(content) // 2] if damage == "truncated" else b"WKW\x01\xff" + content[5:])
+    result = invoke(*[a.format(raw=path, tmp=tmp_path) for a in command], "-q")
+    assert result.exit_code == 2, result.output
+    assert str(victim) in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() and not (path / "color" / "2-2-1").exists()

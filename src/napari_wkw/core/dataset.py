@@ -33,7 +33,15 @@ from .properties import (
 )
 from .threads import bounded_map
 from .view import MagArray
-from .wkw_file import BLOCK_LZ4, CompressedFileWriter, WKWHeader, existing_files, file_path, morton_table
+from .wkw_file import (
+    BLOCK_LZ4,
+    CompressedFileWriter,
+    WKWHeader,
+    check_data_file,
+    existing_files,
+    file_path,
+    morton_table,
+)
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -54,15 +62,22 @@ class MagView:
         self.path = Path(path)
         self.header = WKWHeader.read(self.path / HEADER_FILE)
         self._local = threading.local()
+        #: check each data file's header and length before reading it (work units do)
+        self.verify = False
+        self._verified: set[tuple[int, int, int]] = set()
 
     def __repr__(self) -> str:
         return f"MagView({self.path})"
 
     @classmethod
     def at(cls, path: Path) -> MagView:
-        """A mag folder on its own, for work units that carry only paths (no layer box)."""
+        """A mag folder on its own, for work units that carry only paths (no layer box).
+
+        Its reads verify every data file first (see :attr:`verify`)."""
         mag = Mag.parse(path.name) if path.name[:1].isdigit() else Mag(1, 1, 1)
-        return cls(None, mag, path)  # type: ignore[arg-type]
+        view = cls(None, mag, path)  # type: ignore[arg-type]
+        view.verify = True  # a corrupt file must stop an operation, not become zeros
+        return view
 
     @property
     def dtype(self) -> np.dtype:
@@ -95,12 +110,25 @@ class MagView:
         """Voxels of ``box`` (in this mag's coordinates); zeros where nothing was written."""
         if box.is_empty:
             return np.zeros(self.array_shape(box), self.dtype)
+        if self.verify:
+            self._verify_files(box)
         try:
             data = self._handle().read(box.topleft, box.size)
         except wkw.wkw.WKWException as error:
             raise DatasetFormatError(f"{self.path}: cannot read box {box.topleft}+{box.size}: {error}") from None
         data = data.transpose(3, 2, 1, 0)  # (c, x, y, z) F-order -> (z, y, x, c) C-order
         return data[..., 0] if self.num_channels == 1 else data
+
+    def _verify_files(self, box: BoundingBox) -> None:
+        size = self.header.file_size
+        for file_box in box.aligned((size,) * 3).chunks((size,) * 3):
+            coords = tuple(a // size for a in file_box.topleft)
+            if coords in self._verified:
+                continue
+            path = file_path(self.path, *coords)
+            if path.exists():
+                check_data_file(path, self.header)
+            self._verified.add(coords)  # type: ignore[arg-type]
 
     def write(self, offset: Vec3, data: np.ndarray) -> None:
         """Write a (z, y, x[, c]) array at ``offset`` (this mag's voxels), any alignment.

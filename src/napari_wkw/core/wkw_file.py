@@ -398,3 +398,30 @@ def write_header(mag_path: Path, header: WKWHeader) -> None:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def check_data_file(path: Path, header: WKWHeader) -> None:
+    """Refuse a data file whose header or length is wrong: libwkw reads such files as zeros.
+
+    The block type may differ from ``header.wkw`` (a mag whose in-place compression
+    was interrupted holds both kinds); each file is checked by its own header.
+    """
+    try:
+        with open(path, "rb") as f:
+            length = os.fstat(f.fileno()).st_size
+            head = f.read(HEADER_SIZE)
+            file_header = WKWHeader.from_bytes(head, path)
+            data_offset = struct.unpack_from("<Q", head, 8)[0]
+            if file_header.with_block_type(header.block_type) != header:
+                raise DatasetFormatError(f"{path}: the file's header does not match header.wkw of its mag")
+            blocks = header.file_len**3
+            if file_header.compressed:
+                if data_offset != HEADER_SIZE + 8 * blocks or length < data_offset:
+                    raise DatasetFormatError(f"{path}: compressed WKW file is truncated or corrupt")
+                f.seek(data_offset - 8)
+                if struct.unpack("<Q", f.read(8))[0] != length:
+                    raise DatasetFormatError(f"{path}: compressed WKW file is truncated or corrupt")
+            elif length < (data_offset or HEADER_SIZE) + blocks * header.block_bytes:
+                raise DatasetFormatError(f"{path}: raw WKW file is truncated ({length} bytes)")
+    except OSError as error:
+        raise DatasetFormatError(f"{path}: cannot read ({error.strerror})") from None

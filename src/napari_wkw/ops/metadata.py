@@ -20,7 +20,6 @@ Data files are only read, never written; the properties file is replaced atomica
 from __future__ import annotations
 
 import os
-import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from ..core.properties import (
     read_properties,
     write_properties,
 )
-from ..core.wkw_file import HEADER_SIZE, WKWHeader, existing_files, file_path
+from ..core.wkw_file import WKWHeader, check_data_file, existing_files, file_path
 from ..jobs.runner import JobSettings, Runner
 
 #: words that make a layer a segmentation layer when no category is given
@@ -359,7 +358,7 @@ def _scan_file(unit: tuple[str, tuple[int, int, int], bool]) -> tuple[int | floa
     """
     mag_path, coords, want_max = unit
     view = MagView.at(Path(mag_path))
-    _check_file(file_path(view.path, *coords), view.header)
+    check_data_file(file_path(view.path, *coords), view.header)
     size = view.header.file_size
     whole = BoundingBox(tuple(c * size for c in coords), (size,) * 3)  # type: ignore[arg-type]
     xy = max(view.header.block_len, min(512, size))
@@ -393,29 +392,6 @@ def _scan_file(unit: tuple[str, tuple[int, int, int], bool]) -> tuple[int | floa
         )
         found = part if found is None else found.union(part)
     return (None if largest is None else largest.item()), found
-
-
-def _check_file(path: Path, header: WKWHeader) -> None:
-    """Refuse a data file whose header or length is wrong (libwkw would read it as zeros)."""
-    try:
-        with open(path, "rb") as f:
-            length = os.fstat(f.fileno()).st_size
-            head = f.read(HEADER_SIZE)
-            file_header = WKWHeader.from_bytes(head, path)
-            data_offset = struct.unpack_from("<Q", head, 8)[0]
-            if file_header != header:
-                raise DatasetFormatError(f"{path}: the file's header does not match {HEADER_FILE} of its mag")
-            blocks = header.file_len**3
-            if header.compressed:
-                if data_offset != HEADER_SIZE + 8 * blocks or length < data_offset:
-                    raise DatasetFormatError(f"{path}: compressed WKW file is truncated or corrupt")
-                f.seek(data_offset - 8)
-                if struct.unpack("<Q", f.read(8))[0] != length:
-                    raise DatasetFormatError(f"{path}: compressed WKW file is truncated or corrupt")
-            elif length < data_offset + blocks * header.block_bytes:
-                raise DatasetFormatError(f"{path}: raw WKW file is truncated ({length} bytes)")
-    except OSError as error:
-        raise DatasetFormatError(f"{path}: cannot read ({error.strerror})") from None
 
 
 __all__ = ["BOX_SOURCES", "SEGMENTATION_WORDS", "guess_category", "write_metadata"]

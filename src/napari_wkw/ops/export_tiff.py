@@ -29,6 +29,7 @@ unit stays under about 256 MiB, and tiling bounds it by the tile group instead.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from ..core.downsample import default_interpolation, downsample_data, read_edge_
 from ..core.errors import WKWError
 from ..core.geometry import BoundingBox, Mag
 from ..core.progress import CancelToken, ProgressCallback
+from ..core.staging import fresh_staging
 from ..jobs.runner import JobSettings, Runner
 from .common import check_new_target, open_dataset, select_layers, select_mags
 
@@ -131,7 +133,8 @@ def export_tiff(
 
     ``mag`` defaults to each layer's finest; ``bbox`` is in mag-1 voxels (x, y, z)
     and defaults to the layer's bounding box. Returns the files written. The target
-    must be missing or an empty folder (TargetExistsError otherwise).
+    must be missing or an empty folder (TargetExistsError otherwise); the files are
+    written into a hidden folder beside it that is renamed into place when complete.
     """
     dataset = open_dataset(path)
     layers = select_layers(dataset, layer_name)
@@ -148,16 +151,23 @@ def export_tiff(
     plans = [_plan_layer(layer, mag, bbox, downsample) for layer in layers]  # check all before writing
 
     target = check_new_target(target)
-    target.mkdir(parents=True, exist_ok=True)
+    staging = fresh_staging(target)  # the TIFFs appear in ``target`` all at once, or not at all
     written: list[Path] = []
-    with Runner(jobs, progress, cancel) as runner:
-        for layer, (source, out_mag, out_box, factor) in zip(layers, plans):
-            folder = target / layer.name if len(layers) > 1 else target
-            folder.mkdir(parents=True, exist_ok=True)
-            units = _units(layer, source, out_box, factor, folder, name or layer.name, tile_size)
-            label = f"exporting {layer.name} mag {out_mag.folder_name()}"
-            for paths in runner.map(export_unit, units, label):
-                written.extend(Path(p) for p in paths)
+    try:
+        staging.mkdir(parents=True)
+        with Runner(jobs, progress, cancel) as runner:
+            for layer, (source, out_mag, out_box, factor) in zip(layers, plans):
+                folder = staging / layer.name if len(layers) > 1 else staging
+                folder.mkdir(parents=True, exist_ok=True)
+                units = _units(layer, source, out_box, factor, folder, name or layer.name, tile_size)
+                label = f"exporting {layer.name} mag {out_mag.folder_name()}"
+                for paths in runner.map(export_unit, units, label):
+                    written.extend(target / Path(p).relative_to(staging) for p in paths)
+        if target.exists():
+            target.rmdir()  # empty, checked before
+        os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return written
 
 

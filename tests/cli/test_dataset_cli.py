@@ -122,3 +122,18 @@ def test_a_corrupt_data_file_stops_every_operation(raw, tmp_path, command, damag
     assert result.exit_code == 2, result.output
     assert str(victim) in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "out").exists() and not (path / "color" / "2-2-1").exists()
+
+
+def test_warnings_are_one_line_each(raw):
+    """A mag listed in the properties but missing on disk: every command says so in one line."""
+    path, _ = raw
+    properties = json.loads((path / "datasource-properties.json").read_text())
+    properties["dataLayers"][0]["mags"].append({"mag": [2, 2, 1], "path": "./color/2-2-1"})
+    (path / "datasource-properties.json").write_text(json.dumps(properties))
+    result = invoke("downsample", path, "--max-mag", "2-2-1", "-q")
+    assert result.exit_code == 0, result.output
+    warning_lines = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warning_lines) == 1 and warning_lines[0].startswith("napari-wkw: warning: ")
+    assert "2-2-1" in warning_lines[0] and "WKWWarning" not in result.stderr
+    mags = json.loads((path / "datasource-properties.json").read_text())["dataLayers"][0]["mags"]
+    assert [m["mag"] for m in mags] == [[1, 1, 1], [2, 2, 1]]  # built, and listed once

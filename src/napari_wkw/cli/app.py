@@ -6,13 +6,15 @@ Exit codes: 0 success, 1 a difference found (check-equality), 2 bad input or usa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
+import warnings
 
 import click
 
-from ..core.errors import CancelledError, WKWError
+from ..core.errors import CancelledError, WKWError, WKWWarning
 from ..core.geometry import BoundingBox, Mag
 from ..jobs.runner import STRATEGIES, JobSettings, default_jobs
 
@@ -35,7 +37,8 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with _warnings_as_lines():
+                return super().invoke(ctx)
         except (CancelledError, KeyboardInterrupt):
             click.echo("napari-wkw: cancelled; every file written so far is complete", err=True)
             sys.exit(EXIT_CANCELLED)
@@ -43,6 +46,26 @@ class Group(click.Group):
             raise Failure(str(error)) from None
         except OSError as error:
             raise Failure(_os_message(error)) from None
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Show the core's warnings as one ``napari-wkw: warning: ...`` line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", WKWWarning)
+        try:
+            yield
+        finally:
+            seen = set()
+            for warning in caught:
+                message = str(warning.message)
+                if issubclass(warning.category, WKWWarning) and message not in seen:
+                    seen.add(message)
+                    click.echo(f"napari-wkw: warning: {message}", err=True)
+                elif not issubclass(warning.category, WKWWarning):
+                    warnings.showwarning(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
 
 
 def _os_message(error: OSError) -> str:

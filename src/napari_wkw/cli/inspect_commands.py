@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import warnings
 
 import click
 
-from ..core.errors import WKWWarning
 from ..ops.info import dataset_info, format_info
 from ..ops.metadata import BOX_SOURCES, write_metadata
 from .app import echo, job_options, layer_name_option, main, parse_voxel_size
-
-
-@contextlib.contextmanager
-def _warnings_as_lines():
-    """Show the core's warnings as one ``napari-wkw: warning: ...`` line each on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", WKWWarning)
-        try:
-            yield
-        finally:
-            seen = set()
-            for warning in caught:
-                message = str(warning.message)
-                if issubclass(warning.category, WKWWarning) and message not in seen:
-                    seen.add(message)
-                    click.echo(f"napari-wkw: warning: {message}", err=True)
-                elif not issubclass(warning.category, WKWWarning):
-                    warnings.showwarning(
-                        warning.message, warning.category, warning.filename, warning.lineno
-                    )
 
 
 def _parse_categories(ctx, param, values):
@@ -78,20 +55,19 @@ def metadata_command(dataset, voxel_size, name, refresh, categories, compute_max
     """
     if compute_max_id and max_id is not None:
         raise click.UsageError("give --compute-max-id or --max-id, not both")
-    with _warnings_as_lines():
-        properties = write_metadata(
-            dataset,
-            voxel_size=voxel_size,
-            name=name,
-            refresh=refresh,
-            compute_max_id=compute_max_id,
-            max_id=max_id,
-            categories=categories,
-            layer_name=layer_name,
-            box_from=box_from,
-            progress=progress,
-            jobs=jobs,
-        )
+    properties = write_metadata(
+        dataset,
+        voxel_size=voxel_size,
+        name=name,
+        refresh=refresh,
+        compute_max_id=compute_max_id,
+        max_id=max_id,
+        categories=categories,
+        layer_name=layer_name,
+        box_from=box_from,
+        progress=progress,
+        jobs=jobs,
+    )
     progress.close()
     echo(f"wrote the properties of {len(properties.layers)} layer(s):")
     for layer in properties.layers:
@@ -112,8 +88,7 @@ def info_command(dataset, as_json):
 
     Reads only headers and file names, so it is instant on any dataset size.
     """
-    with _warnings_as_lines():
-        info = dataset_info(dataset)
+    info = dataset_info(dataset)
     if as_json:
         echo(json.dumps(info, indent=2))
     else:

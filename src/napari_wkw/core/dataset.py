@@ -376,7 +376,12 @@ class Layer:
         mag_path = self.path / staged.mag.folder_name()
         if staged.path != mag_path:
             os.rename(staged.path, mag_path)
-        self.properties.mags.append(MagEntry(staged.mag, f"./{self.name}/{staged.mag.folder_name()}"))
+        # a mag listed but missing on disk keeps its entry (and extra keys), now pointing here
+        listed = [entry for entry in self.properties.mags if entry.mag == staged.mag]
+        self.properties.mags = [entry for entry in self.properties.mags if entry.mag != staged.mag]
+        entry = listed[0] if listed else MagEntry(staged.mag)
+        entry.path = f"./{self.name}/{staged.mag.folder_name()}"
+        self.properties.mags.append(entry)
         self.mags[staged.mag] = MagView(self, staged.mag, mag_path)
         self._sort_mags()
         return self.mags[staged.mag]

@@ -308,3 +308,29 @@ def test_downsample_rebuilds_the_reference_pyramid_exactly(wkw_copy, tmp_path, s
         for mag in ("2-2-1", "4-4-2"):
             with wkw.Dataset.open(str(original / layer / mag)) as ref, wkw.Dataset.open(str(path / layer / mag)) as new:
                 np.testing.assert_array_equal(new.read((0, 0, 0), (64, 64, 48)), ref.read((0, 0, 0), (64, 64, 48)))
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "threads"])
+def test_cancel_stops_inside_a_big_unit(tmp_path, monkeypatch, strategy):
+    """Mag 2-2-1 of this layer is one file of 16 tiles: cancelling after the second tile
+    must not wait for the other 14 (in-process strategies check between tiles)."""
+    from napari_wkw.core import downsample as core_downsample
+
+    data = np.zeros((64, 1024, 2048), np.uint8)
+    save_dataset(tmp_path / "d", [ArrayLayer("layer", "color", [data], (11.24, 11.24, 25.0))],
+                 compress=False, pyramid=False)
+    token = CancelToken()
+    calls = []
+    original = core_downsample.downsample_data
+
+    def cancel_on_second_tile(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            token.cancel()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(core_downsample, "downsample_data", cancel_on_second_tile)
+    with pytest.raises(CancelledError):
+        downsample(tmp_path / "d", cancel=token, jobs=JobSettings(strategy, jobs=1))
+    assert len(calls) <= 4  # a tile or two in flight, not all 16
+    assert sorted(p.name for p in (tmp_path / "d" / "layer").iterdir()) == ["1"]

@@ -23,6 +23,7 @@ import wkw
 from .element_class import dtype_for, element_class_for
 from .errors import DatasetFormatError, NotWKWError, WKWError, WKWWarning
 from .geometry import BoundingBox, Mag, Vec3, lcm_of_mags
+from .progress import check_cancelled
 from .properties import (
     PROPERTIES_FILE,
     DatasetProperties,
@@ -178,6 +179,7 @@ class MagView:
         largest = None
         try:
             for sub, payload, top in bounded_map(produce, box.chunks(tile or _default_tile(self.header)), threads):
+                check_cancelled()
                 if top is not None:
                     largest = top if largest is None else max(largest, top)
                 if builder is None:

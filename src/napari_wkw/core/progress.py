@@ -7,7 +7,8 @@ to a callback and checks a :class:`CancelToken` between work units.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .errors import CancelledError
 
@@ -62,3 +63,25 @@ class ProgressReporter:
         self.done += n
         self.callback(self.done, self.total, self.label)
         self.check()
+
+
+_scope = threading.local()
+
+
+@contextmanager
+def cancel_scope(token: CancelToken | None) -> Iterator[None]:
+    """Make ``token`` the one :func:`check_cancelled` sees in this thread (inside a unit)."""
+    previous = getattr(_scope, "token", None)
+    _scope.token = token
+    try:
+        yield
+    finally:
+        _scope.token = previous
+
+
+def check_cancelled() -> None:
+    """Raise CancelledError if this thread's unit was cancelled: checked between tiles, so
+    a big unit stops within a tile (units in worker processes finish their file)."""
+    token = getattr(_scope, "token", None)
+    if token is not None:
+        token.raise_if_cancelled()

@@ -25,6 +25,7 @@ import numpy as np
 
 from .element_class import WKW_DTYPES
 from .errors import DatasetFormatError
+from .progress import check_cancelled
 
 HEADER_SIZE = 16
 MAGIC = b"WKW"
@@ -354,6 +355,7 @@ def compress_file(source: Path, target: Path, block_type: int = BLOCK_LZ4, threa
                 out.seek(new_offset)
                 position, index = new_offset, 0
                 for pieces in bounded_map(encode, range(0, count, group), threads):
+                    check_cancelled()
                     out.write(b"".join(pieces))
                     for piece in pieces:
                         position += len(piece)

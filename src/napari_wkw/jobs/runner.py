@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import WKWError
-from ..core.progress import CancelToken, ProgressCallback, no_progress
+from ..core.progress import CancelToken, ProgressCallback, cancel_scope, no_progress
 
 STRATEGIES = ("sequential", "threads", "processes", "dask", "slurm")
 #: seconds between cancel checks while units run
@@ -86,6 +86,11 @@ def make_executor(settings: JobSettings) -> cf.Executor:
     )
 
 
+def _in_cancel_scope(token: CancelToken, function: Callable[[Any], Any], unit: Any) -> Any:
+    with cancel_scope(token):
+        return function(unit)
+
+
 class Runner:
     """Runs units through one executor, kept for the runner's life (use it as a context)."""
 
@@ -119,6 +124,12 @@ class Runner:
         """Raise CancelledError if the user cancelled."""
         self.cancel.raise_if_cancelled()
 
+    def _submit(self, function: Callable[[Any], Any], unit: Any) -> cf.Future:
+        if self.settings.strategy in ("sequential", "threads"):
+            # in this process, units see the token and stop between tiles
+            return self._executor.submit(_in_cancel_scope, self.cancel, function, unit)  # type: ignore[union-attr]
+        return self._executor.submit(function, unit)  # type: ignore[union-attr]
+
     def map(self, function: Callable[[Any], Any], units: Sequence[Any], label: str) -> list[Any]:
         """``[function(unit) for unit in units]``, run by the strategy; results in unit order."""
         units = list(units)
@@ -138,7 +149,7 @@ class Runner:
             while done < total:
                 while next_unit < total and len(pending) < window:
                     self.check()
-                    pending[self._executor.submit(function, units[next_unit])] = next_unit
+                    pending[self._submit(function, units[next_unit])] = next_unit
                     next_unit += 1
                 finished, _ = cf.wait(pending, timeout=_POLL, return_when=cf.FIRST_COMPLETED)
                 for future in finished:

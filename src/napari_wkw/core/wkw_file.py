@@ -157,10 +157,6 @@ class CompressedFileWriter:
         if self.path.exists():
             self._old = _map_compressed(self.path, header)
 
-    def put(self, bx: int, by: int, bz: int, block: np.ndarray) -> None:
-        """Store one block given as a (z, y, x[, c]) array of block_len^3 voxels."""
-        self.put_encoded(int(morton_table(self.header.file_len)[bz, by, bx]), self.encode(block))
-
     def put_encoded(self, index: int, piece: bytes) -> None:
         """Store the compressed bytes of the block with Morton index ``index``."""
         self._spilled.pop(index, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..core.downsample import INTERPOLATIONS, SAMPLING_MODES
+from ..ops.info import format_bytes
 from .app import echo, job_options, layer_name_option, main, parse_mag
 
 
@@ -74,7 +75,7 @@ def compress(dataset, target, layer_name, mags, lz4hc, jobs, progress):
     ratio = result.bytes_after / result.bytes_before if result.bytes_before else 1.0
     echo(
         f"{result.path}: {result.files_compressed} file(s) compressed, "
-        f"{_size(result.bytes_before)} -> {_size(result.bytes_after)} on disk ({ratio:.0%})"
+        f"{format_bytes(result.bytes_before)} -> {format_bytes(result.bytes_after)} on disk ({ratio:.0%})"
     )
 
 
@@ -99,12 +100,3 @@ def recube(source, target, layer_name, file_len, dtype, no_compress, jobs, progr
     )
     progress.close()
     echo(f"{path}: written with {file_len} block(s) per file edge")
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"

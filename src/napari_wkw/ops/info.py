@@ -125,13 +125,14 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"  on disk       {format_bytes(layer['bytes'])}")
         if layer["missing_mags"]:
             lines.append(f"  missing mags  {', '.join(layer['missing_mags'])} (listed, but no folder on disk)")
-        rows = [("mag", "compression", "block", "file edge", "files", "on disk")]
+        rows = [("mag", "compression", "block", "file edge", "blocks/file", "files", "on disk")]
         for mag in layer["mags"]:
             rows.append((
                 mag["mag"],
                 mag["compression"],
                 str(mag["block_len"]),
-                f"{mag['file_size']} ({mag['file_len']} blocks)",
+                str(mag["file_size"]),
+                f"{mag['file_len']}^3",
                 str(mag["files"]),
                 format_bytes(mag["bytes"]),
             ))

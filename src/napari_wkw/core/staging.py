@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -55,3 +57,21 @@ def fresh_staging(target: Path) -> Path:
     staging = target.parent / f".{target.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     return staging
+
+
+@contextmanager
+def staged(target: Path) -> Iterator[Path]:
+    """Build ``target`` (missing or an empty folder) in a hidden sibling, renamed into place
+    when the block ends without error; on any error or cancel the sibling is removed.
+
+    The yielded folder does not exist yet: create it or copy a tree to it.
+    """
+    target = Path(target)
+    staging = fresh_staging(target)
+    try:
+        yield staging
+        if target.exists():
+            target.rmdir()  # empty: callers check with ops.common.check_new_target
+        os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..core.errors import WKWError
 from ..core.geometry import Mag
 from ..core.progress import CancelToken, ProgressCallback
-from ..core.staging import fresh_staging, remove_abandoned
+from ..core.staging import remove_abandoned, staged
 from ..core.wkw_file import BLOCK_LZ4, BLOCK_LZ4HC, WKWHeader, compress_file, write_header
 from ..jobs.runner import JobSettings, Runner
 from .common import check_new_target, open_dataset, select_layers, select_mags
@@ -140,9 +140,8 @@ def _compress_to_copy(
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
 ) -> CompressResult:
-    staging = fresh_staging(target)
     result = CompressResult(target, 0, 0, 0)
-    try:
+    with staged(target) as staging:
         # everything but the data files (properties, headers, other files), then the data by units
         shutil.copytree(dataset.path, staging, ignore=_ignore_data_and_staging)
         mag_paths = [view.path for layer in dataset.layers.values() for view in layer.mags.values()]
@@ -158,11 +157,6 @@ def _compress_to_copy(
                 header = WKWHeader.read(mag_path / "header.wkw")
                 if compress_now and not header.compressed:
                     write_header(target_mag, header.with_block_type(block_type))
-        if target.exists():
-            target.rmdir()  # empty, checked before
-        os.rename(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return result
 
 

@@ -29,7 +29,6 @@ unit stays under about 256 MiB, and tiling bounds it by the tile group instead.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from ..core.downsample import default_interpolation, downsample_data, read_edge_
 from ..core.errors import WKWError
 from ..core.geometry import BoundingBox, Mag
 from ..core.progress import CancelToken, ProgressCallback
-from ..core.staging import fresh_staging
+from ..core.staging import staged
 from ..jobs.runner import JobSettings, Runner
 from .common import check_new_target, open_dataset, select_layers, select_mags
 
@@ -151,9 +150,8 @@ def export_tiff(
     plans = [_plan_layer(layer, mag, bbox, downsample) for layer in layers]  # check all before writing
 
     target = check_new_target(target)
-    staging = fresh_staging(target)  # the TIFFs appear in ``target`` all at once, or not at all
     written: list[Path] = []
-    try:
+    with staged(target) as staging:  # the TIFFs appear in ``target`` all at once, or not at all
         staging.mkdir(parents=True)
         with Runner(jobs, progress, cancel) as runner:
             for layer, (source, out_mag, out_box, factor) in zip(layers, plans):
@@ -163,11 +161,6 @@ def export_tiff(
                 label = f"exporting {layer.name} mag {out_mag.folder_name()}"
                 for paths in runner.map(export_unit, units, label):
                     written.extend(target / Path(p).relative_to(staging) for p in paths)
-        if target.exists():
-            target.rmdir()  # empty, checked before
-        os.rename(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return written
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from ..core.errors import WKWError
 from ..core.geometry import BoundingBox
 from ..core.progress import CancelToken, ProgressCallback
 from ..core.properties import MagEntry
-from ..core.staging import fresh_staging
+from ..core.staging import staged
 from ..core.wkw_file import BLOCK_LZ4, BLOCK_RAW, WKWHeader
 from ..jobs.runner import JobSettings, Runner
 from .common import check_new_target, open_dataset, select_layers
@@ -81,10 +80,9 @@ def recube(
     layers = select_layers(dataset, layer_name)
     target_path = check_new_target(target)
     new_dtype = None if dtype is None else _parse_dtype(dtype)
-    staging = fresh_staging(target_path)
     properties = copy.deepcopy(dataset.properties)
     properties.layers = [copy.deepcopy(layer.properties) for layer in layers]
-    try:
+    with staged(target_path) as staging:
         staging.mkdir(parents=True)
         with Runner(jobs, progress, cancel) as runner:
             for layer, layer_properties in zip(layers, properties.layers):
@@ -107,11 +105,6 @@ def recube(
                     runner.map(recube_unit, units, f"recubing {layer.name} mag {mag.folder_name()}")
                     layer_properties.mags.append(MagEntry(mag, f"./{layer.name}/{mag.folder_name()}"))
         Dataset(staging, properties).save_properties()
-        if target_path.exists():
-            target_path.rmdir()  # empty, checked before
-        os.rename(staging, target_path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target_path
 
 

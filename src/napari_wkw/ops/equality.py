@@ -23,7 +23,7 @@ import numpy as np
 from ..core.dataset import Dataset, Layer, MagView
 from ..core.errors import WKWError
 from ..core.geometry import BoundingBox, Mag, Vec3
-from ..core.progress import CancelToken, ProgressCallback
+from ..core.progress import CancelToken, ProgressCallback, check_cancelled
 from ..jobs.runner import JobSettings, Runner
 from .common import open_dataset
 
@@ -105,6 +105,7 @@ def compare_unit(unit: CompareUnit) -> tuple[BoundingBox | None, int]:
     extent: BoundingBox | None = None
     count = 0
     for tile in unit.box.chunks(unit.tile):
+        check_cancelled()
         mask = differing(view_a.read(tile), view_b.read(tile))
         n = int(np.count_nonzero(mask))
         if not n:

@@ -39,7 +39,7 @@ from ..core.dataset import Layer, MagView
 from ..core.downsample import default_interpolation, downsample_data, read_edge_padded
 from ..core.errors import WKWError
 from ..core.geometry import BoundingBox, Mag
-from ..core.progress import CancelToken, ProgressCallback
+from ..core.progress import CancelToken, ProgressCallback, check_cancelled
 from ..core.staging import staged
 from ..jobs.runner import JobSettings, Runner
 from .common import check_new_target, open_dataset, select_layers, select_mags
@@ -74,6 +74,7 @@ def export_unit(unit: ExportUnit) -> list[str]:
     written = []
     x0, y0, z0 = unit.box.topleft
     for dz in range(unit.box.size[2]):
+        check_cancelled()
         z = z0 + dz
         plane = data[dz]
         if unit.tile_size is None:

@@ -331,6 +331,13 @@ class Layer:
     def is_rgb(self) -> bool:
         return self.num_channels == 3 and self.dtype == np.uint8
 
+    def mag_view(self, mag: Mag) -> MagView:
+        """The mag ``mag`` of this layer; an error listing the mags there are if it is missing."""
+        if mag not in self.mags:
+            known = ", ".join(m.folder_name() for m in self.mags) or "none"
+            raise WKWError(f"{self.path}: layer {self.name!r} has no mag {mag.folder_name()} (mags: {known})")
+        return self.mags[mag]
+
     @property
     def finest_mag(self) -> MagView:
         if not self.mags:

@@ -157,11 +157,17 @@ def _median_by_network(data: np.ndarray, factor: Vec3) -> np.ndarray | None:
     return ((low.astype(np.float64) + high) / 2).astype(data.dtype)
 
 
-def downsample_data(data: np.ndarray, factor: Sequence[int], method: str) -> np.ndarray:
-    """Downsample a (z, y, x[, c]) array by ``factor`` (x, y, z); the shape must divide."""
+def _filter_name(method: str) -> str:
+    """The filter ``method`` names (``linear`` is ``mean``); an error for unknown ones."""
     method = _ALIASES.get(method, method)
     if method not in _FILTERS:
         raise WKWError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {method!r}")
+    return method
+
+
+def downsample_data(data: np.ndarray, factor: Sequence[int], method: str) -> np.ndarray:
+    """Downsample a (z, y, x[, c]) array by ``factor`` (x, y, z); the shape must divide."""
+    method = _filter_name(method)
     factor = tuple(int(f) for f in factor)
     squeeze = data.ndim == 3
     data4 = data[..., None] if squeeze else data
@@ -209,9 +215,7 @@ def downsample_mag(layer: Layer, source: MagView, target: MagView, method: str, 
     factor = tuple(t // s for t, s in zip(target.mag.xyz, source.mag.xyz))
     if any(f * s != t for f, s, t in zip(factor, source.mag.xyz, target.mag.xyz)) or max(factor) < 1:
         raise WKWError(f"mag {target.mag} is not a multiple of mag {source.mag}")
-    method = _ALIASES.get(method, method)
-    if method not in _FILTERS:
-        raise WKWError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {method!r}")
+    method = _filter_name(method)  # checked before any unit runs
     runner = runner or Runner(JobSettings("sequential"))
     boxes = list(layer.bounding_box.in_mag(target.mag).chunks((target.header.file_size,) * 3))
     threads = max(1, runner.workers // max(1, len(boxes)))
@@ -263,10 +267,7 @@ def build_pyramid(
     Each mag is built in a hidden folder and renamed into place when complete.
     """
     method = method or default_interpolation(layer.category)
-    if from_mag is not None and from_mag not in layer.mags:
-        known = ", ".join(m.folder_name() for m in layer.mags)
-        raise WKWError(f"{layer.path}: layer {layer.name!r} has no mag {from_mag.folder_name()} (mags: {known})")
-    finest = layer.mags[from_mag] if from_mag is not None else layer.finest_mag
+    finest = layer.mag_view(from_mag) if from_mag is not None else layer.finest_mag
     coarsest = coarsest or default_coarsest_mag(layer.bounding_box.size)
     built = []
     previous = finest

@@ -26,6 +26,14 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def _left_by_dead_process(path: Path) -> bool:
+    """Whether the process id in a staging name (``.x.partial-<pid>``, ``.x.<pid>.partial``,
+    ``.x.<pid>.spill``) is that of a process that is gone."""
+    name = path.name
+    pid = name.rsplit("-", 1)[-1] if ".partial-" in name else name.split(".")[-2]
+    return pid.isdigit() and not process_alive(int(pid))
+
+
 def remove_abandoned(folder: Path) -> None:
     """Remove hidden staging (``.*.partial-<pid>``, ``.*.<pid>.partial``, ``.*.<pid>.spill``)
     that killed runs left in ``folder`` and its mag folders, if their process is gone."""
@@ -35,8 +43,7 @@ def remove_abandoned(folder: Path) -> None:
     candidates = list(folder.glob(".*.partial-*")) + list(folder.glob("*/z*/y*/.x*.wkw.*"))
     candidates += list(folder.glob("z*/y*/.x*.wkw.*"))
     for candidate in candidates:
-        pid_text = candidate.name.rsplit("-", 1)[-1] if ".partial-" in candidate.name else candidate.name.split(".")[-2]
-        if not pid_text.isdigit() or process_alive(int(pid_text)):
+        if not _left_by_dead_process(candidate):
             continue
         if candidate.is_dir():
             shutil.rmtree(candidate, ignore_errors=True)
@@ -51,8 +58,7 @@ def fresh_staging(target: Path) -> Path:
     """
     target = Path(target)
     for stale in target.parent.glob(f".{target.name}.partial-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not process_alive(int(pid)):
+        if _left_by_dead_process(stale):
             shutil.rmtree(stale, ignore_errors=True)
     staging = target.parent / f".{target.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

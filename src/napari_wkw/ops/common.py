@@ -38,13 +38,7 @@ def select_mags(layer: Layer, mags: tuple[Mag, ...] | list[Mag] | None = None) -
         if not layer.mags:
             raise WKWError(f"{layer.path}: layer {layer.name!r} has no mags on disk")
         return list(layer.mags.values())
-    chosen = []
-    for mag in mags:
-        if mag not in layer.mags:
-            known = ", ".join(m.folder_name() for m in layer.mags) or "none"
-            raise WKWError(f"{layer.path}: layer {layer.name!r} has no mag {mag.folder_name()} (mags: {known})")
-        chosen.append(layer.mags[mag])
-    return chosen
+    return [layer.mag_view(mag) for mag in mags]
 
 
 def check_new_target(path: str | os.PathLike, overwrite: bool = False) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..core.dataset import Dataset
 from ..core.downsample import SAMPLING_MODES, build_pyramid, default_coarsest_mag, default_interpolation, plan_mags
 from ..core.errors import WKWError
 from ..core.geometry import Mag
@@ -42,15 +43,22 @@ def plan_downsampling(
     sampling_mode: str = "anisotropic",
 ) -> list[DownsamplePlan]:
     """The mags each layer would get, without writing anything."""
+    return _plans(open_dataset(path), layer_name, from_mag, max_mag, interpolation, sampling_mode)
+
+
+def _plans(
+    dataset: Dataset,
+    layer_name: str | None,
+    from_mag: Mag | None,
+    max_mag: Mag | None,
+    interpolation: str | None,
+    sampling_mode: str,
+) -> list[DownsamplePlan]:
     if sampling_mode not in SAMPLING_MODES:
         raise WKWError(f"sampling mode must be one of {', '.join(SAMPLING_MODES)}, not {sampling_mode!r}")
-    dataset = open_dataset(path)
     plans = []
     for layer in select_layers(dataset, layer_name):
-        source = from_mag or layer.finest_mag.mag
-        if source not in layer.mags:
-            known = ", ".join(m.folder_name() for m in layer.mags)
-            raise WKWError(f"{layer.path}: layer {layer.name!r} has no mag {source.folder_name()} (mags: {known})")
+        source = layer.mag_view(from_mag).mag if from_mag is not None else layer.finest_mag.mag
         coarsest = max_mag or default_coarsest_mag(layer.bounding_box.size)
         wanted = plan_mags(source, coarsest, dataset.voxel_size, sampling_mode)
         plans.append(
@@ -84,15 +92,8 @@ def downsample(
     properties when complete; a cancelled or failed run leaves the mags finished so
     far, listed, and nothing else (the next run builds the rest).
     """
-    plans = plan_downsampling(
-        path,
-        layer_name=layer_name,
-        from_mag=from_mag,
-        max_mag=max_mag,
-        interpolation=interpolation,
-        sampling_mode=sampling_mode,
-    )
     dataset = open_dataset(path)
+    plans = _plans(dataset, layer_name, from_mag, max_mag, interpolation, sampling_mode)
     built: dict[str, list[Mag]] = {}
     with Runner(jobs, progress, cancel) as runner:
         for plan in plans:

@@ -213,4 +213,12 @@ def echo(text: str = "") -> None:
 
 
 # the commands register themselves on ``main`` when imported
-from . import compare_commands, dataset_commands, inspect_commands  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    compare_commands,
+    convert_commands,
+    dataset_commands,
+    inspect_commands,
+    knossos_command,
+    nifti_command,
+    tiles_command,
+)

@@ -174,7 +174,7 @@ class MagView:
             top = data.max() if data.size else None
             if builder is None:
                 return sub, data, top
-            return sub, self._encode_blocks(builder, sub, data, file_origin), top  # type: ignore[arg-type]
+            return sub, self.encode_blocks(builder, sub, data, file_origin), top  # type: ignore[arg-type]
 
         largest = None
         try:
@@ -194,7 +194,7 @@ class MagView:
                 builder.close()
         return largest
 
-    def _encode_blocks(
+    def encode_blocks(
         self, builder: CompressedFileWriter, box: BoundingBox, data: np.ndarray, origin: Vec3
     ) -> list[tuple[int, bytes]]:
         """Compressed blocks of ``data`` (at ``box``) by Morton index; partly covered blocks

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from .errors import DatasetFormatError
+from .errors import DatasetFormatError, WKWError
 
 #: dtypes a WKW file can hold per channel (the order is the header's voxel-type code - 1)
 WKW_DTYPES: tuple[np.dtype, ...] = tuple(
@@ -65,3 +65,17 @@ def channels_for(element_class: str, num_channels: int | None) -> int:
     if num_channels:
         return int(num_channels)
     return 3 if element_class == "uint24" else 1
+
+
+def cast_checked(data: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
+    """``data`` as ``dtype``; integer targets must hold every value (no silent wrap-around)."""
+    if data.dtype == dtype:
+        return data
+    if dtype.kind in "ui" and data.size:
+        info = np.iinfo(dtype)
+        low, high = data.min(), data.max()
+        if low < info.min or high > info.max:
+            raise WKWError(f"{where}: values {low}..{high} do not fit {dtype} (range {info.min}..{info.max})")
+        if data.dtype.kind == "f":
+            data = np.rint(data)
+    return data.astype(dtype)

@@ -36,11 +36,13 @@ def _left_by_dead_process(path: Path) -> bool:
 
 def remove_abandoned(folder: Path) -> None:
     """Remove hidden staging (``.*.partial-<pid>``, ``.*.<pid>.partial``, ``.*.<pid>.spill``)
-    that killed runs left in ``folder`` and its mag folders, if their process is gone."""
+    that killed runs left in ``folder`` (a layer or mag) and its mag folders, if their
+    process is gone."""
     folder = Path(folder)
     if not folder.is_dir():
         return
-    candidates = list(folder.glob(".*.partial-*")) + list(folder.glob("*/z*/y*/.x*.wkw.*"))
+    candidates = list(folder.glob(".*.partial-*")) + list(folder.glob("*/.*.partial-*"))
+    candidates += list(folder.glob("*/z*/y*/.x*.wkw.*"))
     candidates += list(folder.glob("z*/y*/.x*.wkw.*"))
     for candidate in candidates:
         if not _left_by_dead_process(candidate):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.dataset import HEADER_FILE, Dataset, MagView
-from ..core.element_class import element_class_for
+from ..core.element_class import cast_checked, element_class_for
 from ..core.errors import WKWError
 from ..core.geometry import BoundingBox
 from ..core.progress import CancelToken, ProgressCallback
@@ -38,20 +38,6 @@ class RecubeUnit:
     box: BoundingBox  # mag voxels, inside one target file
     dtype: str
     threads: int = 1
-
-
-def cast_checked(data: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
-    """``data`` as ``dtype``; integer targets must hold every value (no silent wrap-around)."""
-    if data.dtype == dtype:
-        return data
-    if dtype.kind in "ui" and data.size:
-        info = np.iinfo(dtype)
-        low, high = data.min(), data.max()
-        if low < info.min or high > info.max:
-            raise WKWError(f"{where}: values {low}..{high} do not fit {dtype} (range {info.min}..{info.max})")
-        if data.dtype.kind == "f":
-            data = np.rint(data)
-    return data.astype(dtype)
 
 
 def recube_unit(unit: RecubeUnit) -> None:

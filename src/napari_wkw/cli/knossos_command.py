@@ -1,0 +1,1 @@
+"""The `knossos` command (filled in by the conversion work of issue 5)."""

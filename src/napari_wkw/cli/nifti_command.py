@@ -1,0 +1,1 @@
+"""The `nifti` command (filled in by the conversion work of issue 5)."""

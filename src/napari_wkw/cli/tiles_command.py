@@ -1,0 +1,1 @@
+"""The `tiles` command (filled in by the conversion work of issue 5)."""

@@ -1,0 +1,373 @@
+"""The one conversion engine: sources -> complete layers of a WKW dataset, resumably.
+
+Every layer is built in a hidden folder inside the target, ``.<layer>.converting``,
+which is a small dataset of its own: its properties list mag 1 once every file is
+cubed and each coarser mag once it is complete, and ``conversion.json`` records who
+builds it and from what. A run that is killed or cancelled leaves that folder; the
+same command run again finds it, checks the input and options are the same, and
+goes on: files and mags already written are kept. Only a finished layer is moved
+into the target and listed in its ``datasource-properties.json``, so the target
+never shows a half-converted layer, and an existing layer is replaced only with
+``overwrite`` (the old one is removed after the new one is in place).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.dataset import HEADER_FILE, Dataset, Layer
+from ..core.downsample import build_pyramid, default_interpolation
+from ..core.element_class import WKW_DTYPES
+from ..core.errors import TargetExistsError, WKWError, WKWWarning
+from ..core.geometry import BoundingBox, Mag, Vec3
+from ..core.progress import CancelToken, ProgressCallback
+from ..core.properties import PROPERTIES_FILE, DatasetProperties, read_properties, write_properties
+from ..core.staging import process_alive, remove_abandoned
+from ..core.wkw_file import BLOCK_LZ4, BLOCK_RAW, suggested_file_len
+from ..jobs.runner import JobSettings, Runner
+from .cubing import cube_unit, largest_in_file, plan_cube_units
+from .source import VolumeSource
+
+STAGING_SUFFIX = ".converting"
+RECORD_FILE = "conversion.json"
+CATEGORIES = ("color", "segmentation")
+
+
+@dataclass
+class LayerSpec:
+    """One layer to convert: where its voxels come from and how to store them."""
+
+    source: VolumeSource
+    name: str
+    category: str = "color"
+    dtype: np.dtype | str | None = None  # stored voxel type [default: the source's]
+    offset: Vec3 = (0, 0, 0)  # where source voxel (0, 0, 0) lands, in voxels of ``mag``
+    mag: Mag = field(default_factory=lambda: Mag(1, 1, 1))  # the mag the source's voxels are
+
+    @property
+    def stored_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype if self.dtype is not None else self.source.dtype)
+
+
+@dataclass
+class ConversionSettings:
+    """Options every conversion shares (the command line's shared options)."""
+
+    voxel_size: tuple[float, float, float] | None = None  # nm, x, y, z [default: the source's]
+    compress: bool = True
+    pyramid: bool = True
+    max_mag: Mag | None = None
+    interpolation: str | None = None
+    overwrite: bool = False
+    batch_size: int = 32  # slices read at once (rounded up to whole blocks)
+
+
+@dataclass
+class ConversionResult:
+    path: Path
+    layers: dict[str, list[Mag]] = field(default_factory=dict)  # mags of each layer written
+    resumed: list[str] = field(default_factory=list)  # layers continued from a killed run
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+def convert_layers(
+    target: str | os.PathLike,
+    specs: Sequence[LayerSpec],
+    settings: ConversionSettings | None = None,
+    *,
+    jobs: JobSettings | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> ConversionResult:
+    """Convert each spec into a layer of the dataset at ``target`` (created if missing)."""
+    settings = settings or ConversionSettings()
+    target = Path(target).expanduser().absolute()
+    _check_specs(specs)
+    voxel_size = _voxel_size(specs, settings)
+    records = {spec.name: _job_record(spec, settings, voxel_size) for spec in specs}
+    _check_target(target, specs, records, voxel_size, settings.overwrite)
+    target.mkdir(parents=True, exist_ok=True)
+    result = ConversionResult(target, voxel_size=voxel_size)
+    with Runner(jobs, progress, cancel) as runner:
+        for spec in specs:
+            staging = target / f".{spec.name}{STAGING_SUFFIX}"
+            record = _claim(staging, records[spec.name])
+            if record.get("stage", "new") != "new":
+                result.resumed.append(spec.name)
+            if record.get("stage") != "installed":
+                layer = _staged_layer(staging, spec, settings, voxel_size, record)
+                _build(layer, spec, settings, runner, staging, record)
+                _install(target, staging, spec.name, voxel_size, record)
+            result.layers[spec.name] = _listed_mags(target, spec.name)
+    for spec in specs:  # the whole job is done: the records are not needed to resume any more
+        shutil.rmtree(target / f".{spec.name}{STAGING_SUFFIX}", ignore_errors=True)
+    return result
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_specs(specs: Sequence[LayerSpec]) -> None:
+    names = [spec.name for spec in specs]
+    if not specs:
+        raise WKWError("nothing to convert")
+    if len(set(names)) != len(names):
+        raise WKWError(f"layer names must differ, got {', '.join(names)}")
+    for spec in specs:
+        if not spec.name or spec.name.startswith(".") or "/" in spec.name or os.sep in spec.name:
+            raise WKWError(f"{spec.name!r} cannot be a layer name (a folder name without '/' or a leading '.')")
+        if spec.category not in CATEGORIES:
+            raise WKWError(f"category must be color or segmentation, not {spec.category!r}")
+        dtype = spec.stored_dtype
+        if dtype not in WKW_DTYPES:
+            raise WKWError(f"{spec.source.description}: WKW cannot store {dtype} voxels; pick another --dtype")
+        if spec.category == "segmentation" and dtype.kind not in "ui":
+            raise WKWError(
+                f"{spec.source.description}: segmentation needs integer voxels, not {dtype}; "
+                "give --dtype uint32 (or another integer type)"
+            )
+        if spec.source.num_channels not in (1, 3) or (spec.source.num_channels == 3 and dtype != np.uint8):
+            raise WKWError(
+                f"{spec.source.description}: {spec.source.num_channels} channels of {dtype} cannot be one WKW layer "
+                "(only 3 x uint8, RGB); convert one layer per channel"
+            )
+        if min(spec.source.size) <= 0:
+            raise WKWError(f"{spec.source.description}: the input holds no voxels")
+
+
+def _voxel_size(specs: Sequence[LayerSpec], settings: ConversionSettings) -> tuple[float, float, float]:
+    if settings.voxel_size is not None:
+        return tuple(float(v) for v in settings.voxel_size)  # type: ignore[return-value]
+    stated = [spec.source.voxel_size for spec in specs if spec.source.voxel_size is not None]
+    if stated:
+        first = tuple(float(v) for v in stated[0])
+        return first  # type: ignore[return-value]
+    warnings.warn(
+        f"{specs[0].source.description} states no voxel size and none was given (--voxel-size X,Y,Z); using 1,1,1 nm",
+        WKWWarning,
+        stacklevel=3,
+    )
+    return (1.0, 1.0, 1.0)
+
+
+def _check_target(
+    target: Path,
+    specs: Sequence[LayerSpec],
+    records: dict[str, dict],
+    voxel_size: tuple[float, float, float],
+    overwrite: bool,
+) -> None:
+    """Refuse, before writing anything, what would overwrite data without ``overwrite``."""
+    if target.exists() and not target.is_dir():
+        raise TargetExistsError(f"{target}: the target exists and is not a folder")
+    if not target.is_dir():
+        parent = next(p for p in target.parents if p.exists())
+        if not os.access(parent, os.W_OK):
+            raise WKWError(f"{parent}: cannot write here (permission denied)")
+        return
+    if not any(not child.name.startswith(".") for child in target.iterdir()):
+        return
+    if not ((target / PROPERTIES_FILE).exists() or _has_layers(target)):
+        raise TargetExistsError(
+            f"{target}: the target folder exists and is not a WKW dataset (refusing to write into it)"
+        )
+    dataset = Dataset.open(target)
+    if not np.allclose(dataset.voxel_size, voxel_size, rtol=1e-6):
+        size = ",".join(f"{v:g}" for v in dataset.voxel_size)
+        raise WKWError(
+            f"{target}: the dataset has voxel size {size} nm; convert with --voxel-size {size} or into another folder"
+        )
+    for spec in specs:
+        taken = spec.name in dataset.layers or (target / spec.name).exists()
+        if taken and not overwrite and not _installed_by(target, spec.name, records[spec.name]):
+            raise TargetExistsError(f"{target}: layer {spec.name!r} exists already (pass --overwrite to replace it)")
+
+
+def _has_layers(path: Path) -> bool:
+    return any(child.is_dir() and any(child.glob(f"*/{HEADER_FILE}")) for child in path.iterdir())
+
+
+def _installed_by(target: Path, name: str, record: dict) -> bool:
+    """Whether this very job (same input and options) installed the layer before a kill."""
+    old = _read_record(target / f".{name}{STAGING_SUFFIX}")
+    return old is not None and old.get("stage") == "installed" and old.get("job") == record["job"]
+
+
+# ----------------------------------------------------------------------------- staging
+
+
+def _job_record(spec: LayerSpec, settings: ConversionSettings, voxel_size) -> dict:
+    """What must be equal for a rerun to continue a killed one."""
+    job = {
+        "source": spec.source.fingerprint(),
+        "category": spec.category,
+        "dtype": spec.stored_dtype.str,
+        "offset": list(spec.offset),
+        "mag": spec.mag.folder_name(),
+        "voxel_size": list(voxel_size),
+        "compress": settings.compress,
+        "pyramid": settings.pyramid,
+        "max_mag": settings.max_mag.folder_name() if settings.max_mag else None,
+        "interpolation": settings.interpolation,
+    }
+    return {"job": json.loads(json.dumps(job))}
+
+
+def _read_record(staging: Path) -> dict | None:
+    try:
+        return json.loads((staging / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(staging: Path, record: dict) -> None:
+    partial = staging / f".{RECORD_FILE}.{os.getpid()}.partial"
+    partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, staging / RECORD_FILE)
+
+
+def _claim(staging: Path, fresh: dict) -> dict:
+    """Take over the staging folder of a layer: resume it if it is this job's, else start anew."""
+    old = _read_record(staging)
+    host, pid = socket.gethostname(), os.getpid()
+    if old is not None:
+        owner = old.get("owner", {})
+        if owner.get("pid") != pid and (owner.get("host") != host or process_alive(int(owner.get("pid", 0)))):
+            raise WKWError(
+                f"{staging}: another napari-wkw run (pid {owner.get('pid')} on {owner.get('host')}) is converting "
+                "this layer; wait for it to end or stop it"
+            )
+        if old.get("job") != fresh["job"]:
+            warnings.warn(
+                f"{staging}: an unfinished conversion with other input or options was here; starting over",
+                WKWWarning,
+                stacklevel=3,
+            )
+            old = None
+    if old is None:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        old = {"job": fresh["job"], "stage": "new"}
+    old["owner"] = {"pid": pid, "host": host}
+    _write_record(staging, old)
+    return old
+
+
+def _staged_layer(staging: Path, spec: LayerSpec, settings: ConversionSettings, voxel_size, record: dict) -> Layer:
+    """The staging dataset's layer: created on the first run, reopened on a resumed one."""
+    if record["stage"] != "new" and (staging / PROPERTIES_FILE).exists():
+        dataset = Dataset.open(staging)
+        if spec.name in dataset.layers and spec.mag in dataset.layers[spec.name].mags:
+            remove_abandoned(dataset.layers[spec.name].path)
+            return dataset.layers[spec.name]
+    for child in staging.iterdir():
+        if child.name != RECORD_FILE:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    write_properties(
+        staging / PROPERTIES_FILE,
+        DatasetProperties(name=staging.parent.name, voxel_size=tuple(voxel_size)),  # type: ignore[arg-type]
+    )
+    dataset = Dataset.open(staging)
+    size = tuple(spec.source.size)
+    box = BoundingBox(tuple(spec.offset), size).from_mag(spec.mag)  # type: ignore[arg-type]
+    layer = dataset.add_layer(
+        spec.name, spec.category, spec.stored_dtype, num_channels=spec.source.num_channels, bounding_box=box
+    )
+    extent = BoundingBox(tuple(spec.offset), size).bottomright  # type: ignore[arg-type]
+    layer.add_mag(
+        spec.mag,
+        block_type=BLOCK_LZ4 if settings.compress else BLOCK_RAW,
+        file_len=suggested_file_len(extent),
+    )
+    dataset.save_properties()
+    record["stage"] = "cubing"
+    _write_record(staging, record)
+    return layer
+
+
+def _build(layer: Layer, spec: LayerSpec, settings, runner: Runner, staging: Path, record: dict) -> None:
+    """Cube the source into the layer's mag, then build the pyramid (each step resumable)."""
+    if record["stage"] == "cubing":
+        mag = layer.mag_view(spec.mag)
+        find_max = spec.category == "segmentation"
+        done_before = mag.files()  # by a killed run: complete (each file is renamed into place)
+        units = plan_cube_units(
+            spec.source,
+            mag,
+            spec.offset,
+            spec.stored_dtype,
+            z_step=settings.batch_size,
+            workers=runner.workers,
+            find_max=find_max,
+        )
+        tops = runner.map(cube_unit, units, f"cubing {spec.name} mag {spec.mag.folder_name()}")
+        if find_max:
+            tops += runner.map(
+                largest_in_file, [(str(mag.path), coords) for coords in done_before], "reading segment ids"
+            )
+            known = [t for t in tops if t is not None]
+            record["largest"] = int(max(known)) if known else 0
+        record["stage"] = "pyramid"
+        _write_record(staging, record)
+    if spec.category == "segmentation":
+        layer.properties.largest_segment_id = int(record.get("largest") or 0)
+        layer.dataset.save_properties()
+    if settings.pyramid:
+        build_pyramid(
+            layer,
+            coarsest=settings.max_mag,
+            method=settings.interpolation or default_interpolation(spec.category),
+            block_type=BLOCK_LZ4 if settings.compress else BLOCK_RAW,
+            runner=runner,
+            from_mag=spec.mag,
+        )
+    record["stage"] = "built"
+    _write_record(staging, record)
+
+
+def _install(target: Path, staging: Path, name: str, voxel_size, record: dict) -> None:
+    """Move the finished layer into the target and list it there (replacing an old one)."""
+    built = read_properties(staging / PROPERTIES_FILE).layer(name)
+    final = target / name
+    replaced = target / f".{name}.replaced-{os.getpid()}"
+    if (staging / name).exists():
+        if final.exists():
+            os.rename(final, replaced)
+        os.rename(staging / name, final)
+    properties = _target_properties(target, voxel_size)
+    layers = [layer for layer in properties.layers if layer.name != name]
+    position = next((i for i, layer in enumerate(properties.layers) if layer.name == name), len(layers))
+    layers.insert(position, built)  # type: ignore[arg-type]
+    properties.layers = layers
+    write_properties(target / PROPERTIES_FILE, properties)
+    record["stage"] = "installed"
+    _write_record(staging, record)
+    shutil.rmtree(replaced, ignore_errors=True)
+    for stale in target.glob(f".{name}.replaced-*"):
+        if not process_alive(int(stale.name.rsplit("-", 1)[-1] or 0)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _target_properties(target: Path, voxel_size) -> DatasetProperties:
+    if (target / PROPERTIES_FILE).exists():
+        return read_properties(target / PROPERTIES_FILE)
+    if _has_layers(target):
+        return Dataset.discover(target, voxel_size).properties
+    return DatasetProperties(name=target.name, voxel_size=tuple(voxel_size))  # type: ignore[arg-type]
+
+
+def _listed_mags(target: Path, name: str) -> list[Mag]:
+    layer = read_properties(target / PROPERTIES_FILE).layer(name)
+    return sorted((entry.mag for entry in layer.mags), key=lambda m: m.sort_key()) if layer else []
+
+
+__all__ = ["ConversionResult", "ConversionSettings", "LayerSpec", "convert_layers"]

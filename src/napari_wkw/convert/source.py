@@ -1,0 +1,87 @@
+"""What every input format provides to the conversion engine: a volume it can read by box.
+
+Sources are small picklable objects holding paths and parameters (work units carry
+them to worker processes); they open files lazily, per process.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..core.geometry import BoundingBox, Vec3
+
+
+class VolumeSource(ABC):
+    """A volume in (x, y, z) voxels that can be read box by box.
+
+    ``read`` returns (z, y, x) for one channel or (z, y, x, c), in ``dtype``; voxels the
+    source does not have (missing tiles or cubes) read as zeros.
+    """
+
+    #: what the source is, for messages ("64 TIFF slices in /data/stack")
+    description: str = ""
+    #: reading a box costs about its size; False when whole slices are decoded anyway,
+    #: so the engine reads each slice once for all the files it touches
+    croppable: bool = True
+
+    @property
+    @abstractmethod
+    def size(self) -> Vec3:
+        """Voxels along x, y, z."""
+
+    @property
+    @abstractmethod
+    def dtype(self) -> np.dtype:
+        """Voxel type of one channel."""
+
+    @property
+    def num_channels(self) -> int:
+        return 1
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float] | None:
+        """The voxel size (nm, x, y, z) the file itself states, if any."""
+        return None
+
+    @abstractmethod
+    def read(self, box: BoundingBox) -> np.ndarray:
+        """The voxels of ``box`` (inside ``BoundingBox((0, 0, 0), size)``)."""
+
+    def array_shape(self, box: BoundingBox) -> tuple[int, ...]:
+        x, y, z = box.size
+        return (z, y, x) if self.num_channels == 1 else (z, y, x, self.num_channels)
+
+    def fingerprint(self) -> dict:
+        """What identifies this input for resuming (paths, sizes, modification times)."""
+        return {"description": self.description, "size": list(self.size), "dtype": str(self.dtype)}
+
+
+class ArraySource(VolumeSource):
+    """An in-memory (z, y, x[, c]) array as a source (tests, and arrays already loaded)."""
+
+    def __init__(self, array: np.ndarray, description: str = "array", voxel_size=None) -> None:
+        self.array = np.asarray(array)
+        self.description = description
+        self._voxel_size = voxel_size
+
+    @property
+    def size(self) -> Vec3:
+        z, y, x = self.array.shape[:3]
+        return (x, y, z)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    @property
+    def num_channels(self) -> int:
+        return 1 if self.array.ndim == 3 else self.array.shape[3]
+
+    @property
+    def voxel_size(self):
+        return self._voxel_size
+
+    def read(self, box: BoundingBox) -> np.ndarray:
+        return self.array[box.zyx_slices()]

@@ -9,7 +9,7 @@ import click
 
 from ..core.downsample import INTERPOLATIONS
 from ..core.element_class import WKW_DTYPES
-from .app import echo, job_options, parse_mag, parse_voxel_size
+from .app import echo, job_options, main, parse_mag, parse_voxel_size
 
 DTYPE_NAMES = sorted({str(d) for d in WKW_DTYPES})
 
@@ -116,3 +116,120 @@ def run_conversion(target, specs, settings, jobs, progress) -> None:
     echo(f"{result.path}: voxel size {size} nm")
     for name, mags in result.layers.items():
         echo(f"  {name}: mags {', '.join(m.folder_name() for m in mags)}")
+
+
+@main.command()
+@click.argument("source", type=click.Path())
+@click.argument("target", type=click.Path(file_okay=False))
+@click.option("--layer-name", "-l", default="color", show_default=True, help="Name of the new layer.")
+@click.option(
+    "--start-z",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="z of the first slice (in voxels of the mag written).",
+)
+@click.option(
+    "--skip-first-z-slices",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Leave out the first N slices.",
+)
+@click.option("--pad", is_flag=True, help="Pad slices smaller than the largest at the bottom/right (else an error).")
+@click.option(
+    "--channel-index", type=click.IntRange(min=0), default=None, help="Only this channel (C axis, e.g. OME-TIFF)."
+)
+@click.option(
+    "--sample-index", type=click.IntRange(min=0), default=None, help="Only this sample (S axis, e.g. one of RGB)."
+)
+@click.option("--target-mag", callback=parse_mag, default=None, help="The slices are already this mag [default: 1].")
+@click.option(
+    "--prefer-channels",
+    "prefer",
+    flag_value="channels",
+    default=None,
+    help="Multi-channel input as one layer with channels (RGB: 3 x uint8 only).",
+)
+@click.option("--prefer-layers", "prefer", flag_value="layers", help="Multi-channel input as one layer per channel.")
+@conversion_options(pyramid=False)
+def cube(
+    source,
+    target,
+    layer_name,
+    start_z,
+    skip_first_z_slices,
+    pad,
+    channel_index,
+    sample_index,
+    target_mag,
+    prefer,
+    settings,
+    category,
+    dtype,
+    jobs,
+    progress,
+):
+    """Cube an image stack SOURCE (folder of slices, glob, or one multi-page file) into layer
+    mag 1 of the dataset TARGET.
+
+    Slices: TIFF, JPEG, PNG, BMP, DM3, DM4, in natural order (2.tif before 10.tif).
+    Without --pyramid only the one mag is written (as wkcuber's cubing).
+    """
+    specs = image_stack_specs(
+        source,
+        layer_name,
+        category=category,
+        dtype=dtype,
+        start_z=start_z,
+        skip_first=skip_first_z_slices,
+        pad=pad,
+        channel_index=channel_index,
+        sample_index=sample_index,
+        mag=target_mag,
+        prefer=prefer,
+    )
+    run_conversion(target, specs, settings, jobs, progress)
+
+
+def image_stack_specs(
+    source,
+    layer_name,
+    *,
+    category=None,
+    dtype=None,
+    start_z=0,
+    skip_first=0,
+    pad=False,
+    channel_index=None,
+    sample_index=None,
+    mag=None,
+    prefer=None,
+):
+    """Layer specs for an image stack: one layer, or one per channel (named NAME_0, NAME_1 ...)."""
+    from ..convert.engine import LayerSpec
+    from ..convert.image_stack import open_image_stack
+    from ..core.geometry import Mag
+
+    if channel_index is not None and sample_index is not None:
+        raise click.UsageError("give --channel-index or --sample-index, not both")
+    sources = open_image_stack(
+        source,
+        pad=pad,
+        skip_first=skip_first,
+        channel_index=channel_index,
+        sample_index=sample_index,
+        prefer=prefer,
+    )
+    names = [layer_name] if len(sources) == 1 else [f"{layer_name}_{c}" for c in range(len(sources))]
+    return [
+        LayerSpec(
+            stack,
+            name,
+            layer_category(category, layer_name),
+            dtype,
+            (0, 0, start_z),
+            mag or Mag(1, 1, 1),
+        )
+        for stack, name in zip(sources, names)
+    ]

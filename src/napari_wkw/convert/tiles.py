@@ -128,7 +128,8 @@ def _parse_component(component: str, pattern: str) -> list[str | _Field]:
                 f"tile pattern {pattern!r}: {{{name}}} is not a number field "
                 "(write {z}, {y}, {x} for any digits or {zzz} for exactly three)"
             )
-        parts.append(_Field(name[0], 0 if len(name) == 1 else len(name)))
+        digits = 0 if len(name) == 1 else len(name)
+        parts.append(_Field(name[0], digits, pad=digits))
         position = match.end()
     parts.append(component[position:])
     parts = [p for p in parts if p != ""]
@@ -281,7 +282,8 @@ def decode_tile(path: str) -> np.ndarray:
     except (FileNotFoundError, WKWError):
         raise
     except Exception as error:  # noqa: BLE001 - any decoder failure means the same to the user
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = str(error).replace(f" {path!r}", "").replace(path, "the file").strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
         raise WKWError(f"{path}: not a readable image ({reason})") from None
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[:, :, 0]

@@ -3,8 +3,8 @@
 Decoding is left to RosettaSciIO (``rsciio.digitalmicrograph``, HyperSpy's maintained
 reader); this module only picks the image out of what it returns, turns it into
 (z, y, x[, c]) voxels WKW can store, and reads the pixel size from the axis
-calibrations. ``rsciio`` is imported inside the functions: it pulls in dask.array and
-pint, about a second, which only DM users should pay.
+calibrations. ``rsciio`` is imported inside the functions: it pulls in dask.array,
+about a second on its own, which only DM users should pay.
 
 A DM file holds one or more images (a thumbnail is skipped by the reader): a 2-D image
 becomes one slice, a 3-D stack (axes z, y, x) all its slices. Spectra, spectrum images

@@ -145,8 +145,10 @@ def _pick_image(path: Path, entries: list[dict]) -> dict:
 
 def _check_complete(path: Path, image: dict) -> None:
     """A file cut inside its pixels must not read as zeros (or fail later, in a worker)."""
-    tags = image["original_metadata"]["ImageList"]["TagGroup0"]["ImageData"]["Data"]
-    if isinstance(tags, dict):  # where the reader found the pixels (it skips them while parsing)
+    tags = image.get("original_metadata", {}).get("ImageList", {}).get("TagGroup0", {})
+    tags = tags.get("ImageData", {}).get("Data")
+    # where the reader found the pixels (it skips them while parsing the tags)
+    if isinstance(tags, dict) and {"offset", "size_bytes"} <= tags.keys():
         end = int(tags["offset"]) + int(tags["size_bytes"])
         size = path.stat().st_size
         if end > size:

@@ -202,17 +202,21 @@ class MagView:
         n = self.header.block_len
         data4 = data if data.ndim == 4 else data[..., None]
         morton = morton_table(self.header.file_len)
+        (x0, y0, z0), (x1, y1, z1) = box.topleft, box.bottomright
         pieces = []
-        for block in box.aligned((n, n, n)).chunks((n, n, n)):
-            bx, by, bz = ((a - o) // n for a, o in zip(block.topleft, origin))
-            inner = block.intersection(box)
-            if inner == block:
-                content = data4[block.zyx_slices(box.topleft)]
-            else:
-                base = builder.old_block(bx, by, bz)
-                content = np.zeros((n, n, n, self.num_channels), self.dtype) if base is None else base.copy()
-                content[inner.zyx_slices(block.topleft)] = data4[inner.zyx_slices(box.topleft)]
-            pieces.append((int(morton[bz, by, bx]), builder.encode(content)))
+        for bz0 in range(z0 // n * n, z1, n):
+            for by0 in range(y0 // n * n, y1, n):
+                for bx0 in range(x0 // n * n, x1, n):
+                    bx, by, bz = (bx0 - origin[0]) // n, (by0 - origin[1]) // n, (bz0 - origin[2]) // n
+                    if x0 <= bx0 and bx0 + n <= x1 and y0 <= by0 and by0 + n <= y1 and z0 <= bz0 and bz0 + n <= z1:
+                        content = data4[bz0 - z0 : bz0 - z0 + n, by0 - y0 : by0 - y0 + n, bx0 - x0 : bx0 - x0 + n]
+                    else:  # partly covered: merge with the block the file holds
+                        block = BoundingBox((bx0, by0, bz0), (n, n, n))
+                        inner = block.intersection(box)
+                        base = builder.old_block(bx, by, bz)
+                        content = np.zeros((n, n, n, self.num_channels), self.dtype) if base is None else base.copy()
+                        content[inner.zyx_slices(block.topleft)] = data4[inner.zyx_slices(box.topleft)]
+                    pieces.append((int(morton[bz, by, bx]), builder.encode(content)))
         return pieces
 
     def _checked(self, data: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import errno
 import mmap
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -99,9 +100,7 @@ class WKWHeader:
     def to_bytes(self, data_offset: int = 0) -> bytes:
         lens = (self.file_len.bit_length() - 1) << 4 | (self.block_len.bit_length() - 1)
         voxel_type = WKW_DTYPES.index(self.dtype) + 1
-        return MAGIC + bytes([1, lens, self.block_type, voxel_type, self.voxel_bytes]) + struct.pack(
-            "<Q", data_offset
-        )
+        return MAGIC + bytes([1, lens, self.block_type, voxel_type, self.voxel_bytes]) + struct.pack("<Q", data_offset)
 
     def with_block_type(self, block_type: int) -> WKWHeader:
         return WKWHeader(self.dtype, self.num_channels, self.block_len, self.file_len, block_type)
@@ -179,10 +178,8 @@ class CompressedFileWriter:
         self._held = 0
 
     def encode(self, block: np.ndarray) -> bytes:
-        raw = np.ascontiguousarray(block, dtype=self.header.dtype)
-        return lz4.block.compress(
-            memoryview(raw).cast("B"), store_size=False, mode=_LZ4_MODES[self.header.block_type]
-        )
+        raw = contiguous_bytes(np.asarray(block, dtype=self.header.dtype))
+        return lz4.block.compress(raw, store_size=False, mode=_LZ4_MODES[self.header.block_type])
 
     def old_block(self, bx: int, by: int, bz: int) -> np.ndarray | None:
         """The decoded (z, y, x, c) block of the existing file, or None without one."""
@@ -198,13 +195,34 @@ class CompressedFileWriter:
         start = data_offset if index == 0 else int(jump[index - 1])
         return data[start : int(jump[index])]
 
-    def _piece(self, index: int, zero: bytes) -> bytes:
+    def _given(self, index: int) -> bytes:
         if index in self._in_memory:
             return self._in_memory[index]
-        if index in self._spilled:
-            offset, length = self._spilled[index]
-            return os.pread(self._spill.fileno(), length, offset)  # type: ignore[union-attr]
-        return self._old_bytes(index) if self._old is not None else zero
+        offset, length = self._spilled[index]
+        return os.pread(self._spill.fileno(), length, offset)  # type: ignore[union-attr]
+
+    def _runs(self, zero: bytes) -> Iterator[tuple[bytes | memoryview, np.ndarray]]:
+        """The file's block bytes in Morton order, as (bytes, lengths of the blocks in them):
+        given blocks one by one, the gaps between them in one piece each (zeros, or the
+        old file's bytes, which lie contiguously there)."""
+        count = self.header.file_len**3
+        given = sorted(set(self._in_memory) | set(self._spilled))
+        start = 0
+        for index in given + [count]:
+            if index > start:
+                if self._old is None:
+                    yield zero * (index - start), np.full(index - start, len(zero), np.int64)
+                else:
+                    data, jump, data_offset = self._old
+                    first = data_offset if start == 0 else int(jump[start - 1])
+                    ends = jump[start:index].astype(np.int64)
+                    view = memoryview(data)[first : int(ends[-1])]  # no copy of the old bytes
+                    yield view, np.diff(ends, prepend=first)
+                    view.release()
+            if index < count:
+                piece = self._given(index)
+                yield piece, np.array([len(piece)], np.int64)
+            start = index + 1
 
     def write(self) -> None:
         """Write header, jump table and blocks to a temporary name, then rename."""
@@ -212,23 +230,21 @@ class CompressedFileWriter:
         data_offset = HEADER_SIZE + 8 * count
         n = self.header.block_len
         zero = self.encode(np.zeros((n, n, n, self.header.num_channels), self.header.dtype))
-        ends = np.empty(count, "<u8")
         if self._spill is not None:
             self._spill.flush()  # blocks are read back with os.pread
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        lengths = []
         try:
             with open(partial, "wb") as f:
                 f.write(self.header.to_bytes(data_offset))
                 f.seek(data_offset)
-                position = data_offset
-                for index in range(count):
-                    piece = self._piece(index, zero)
+                for piece, sizes in self._runs(zero):
                     f.write(piece)
-                    position += len(piece)
-                    ends[index] = position
+                    lengths.append(sizes)
+                ends = data_offset + np.cumsum(np.concatenate(lengths)).astype("<u8")
                 f.seek(HEADER_SIZE)
-                f.write(ends.tobytes())
+                f.write(ends.astype("<u8").tobytes())
             os.replace(partial, self.path)
         finally:
             partial.unlink(missing_ok=True)
@@ -244,6 +260,26 @@ class CompressedFileWriter:
         if self._old is not None:
             self._old[0].close()
             self._old = None
+
+
+def contiguous_bytes(block: np.ndarray) -> memoryview:
+    """The C-order bytes of a (z, y, x[, c]) block cut out of a larger array.
+
+    Its x rows are contiguous in the big array, so they are copied as single
+    ``n * c * itemsize``-byte items (twice as fast as numpy's element-wise gather).
+    """
+    if not block.flags.c_contiguous and block.ndim >= 3:
+        x_axis = 2
+        row_bytes = block.itemsize * int(np.prod(block.shape[x_axis:]))
+        inner_contiguous = block[0, 0].flags.c_contiguous if block.size else False
+        if inner_contiguous and row_bytes:
+            rows = np.lib.stride_tricks.as_strided(
+                block,
+                shape=(*block.shape[:2], row_bytes // block.itemsize),
+                strides=(*block.strides[:2], block.itemsize),
+            )
+            return memoryview(np.ascontiguousarray(rows.view(np.dtype((np.void, row_bytes))))).cast("B")
+    return memoryview(np.ascontiguousarray(block)).cast("B")
 
 
 def _map_compressed(path: Path, header: WKWHeader) -> tuple[mmap.mmap, np.ndarray, int]:

@@ -233,3 +233,43 @@ def image_stack_specs(
         )
         for stack, name in zip(sources, names)
     ]
+
+
+@main.command()
+@click.argument("source", type=click.Path())
+@click.argument("target", type=click.Path(file_okay=False))
+@click.option("--layer-name", "-l", default=None, help="Name of the new layer [default: color, or per input].")
+@conversion_options(pyramid=True)
+def convert(source, target, layer_name, settings, category, dtype, jobs, progress):
+    """Convert SOURCE, whatever it is, into a complete WKW dataset TARGET.
+
+    SOURCE may be an image stack (folder of slices, glob, multi-page file), a tiled
+    stack (z/y/x.jpg ...), KNOSSOS cubes or NIFTI file(s); what was detected is
+    printed first. Writes mag 1, the pyramid and datasource-properties.json,
+    compressed unless --no-compress. Use cube, tile-cube, convert-knossos or
+    convert-nifti for their specific options.
+    """
+    from ..convert.detect import INPUT_KINDS, detect_input
+
+    kind = detect_input(source)
+    click.echo(f"{source}: detected {INPUT_KINDS[kind]}", err=True)
+    specs = input_specs(kind, source, layer_name, category, dtype)
+    run_conversion(target, specs, settings, jobs, progress)
+
+
+def input_specs(kind: str, source, layer_name: str | None, category: str | None, dtype):
+    """Layer specs for a detected input with every option at its default."""
+    name = layer_name or ("segmentation" if category == "segmentation" else "color")
+    if kind == "image-stack":
+        return image_stack_specs(source, name, category=category, dtype=dtype)
+    if kind == "tiled-stack":
+        from ..convert.tiles import build_tile_specs
+
+        return build_tile_specs(source, layer_name=name, category=layer_category(category, name), dtype=dtype)
+    if kind == "knossos":
+        from ..convert.knossos import build_knossos_specs
+
+        return build_knossos_specs(source, layer_name=name, category=layer_category(category, name), dtype=dtype)
+    from ..convert.nifti import build_nifti_specs
+
+    return build_nifti_specs(source, layer_name=layer_name, is_segmentation=category == "segmentation", dtype=dtype)

@@ -96,7 +96,12 @@ def _read_image(path: Path, *, lazy: bool) -> dict:
     if not path.is_file():
         raise WKWError(f"{path}: no such file")
     _check_dm_header(path)
-    from rsciio.digitalmicrograph import file_reader
+    try:
+        from rsciio.digitalmicrograph import file_reader
+    except ImportError:
+        raise WKWError(
+            f"{path}: reading DM3/DM4 needs RosettaSciIO (GPL-licensed, so optional): pip install 'napari-wkw[dm]'"
+        ) from None
 
     try:
         try:

@@ -160,7 +160,8 @@ def _dm_file(path: Path, first_z: int) -> tuple[SliceFile, tuple[float, float, f
     info = dm_info(path)
     depth, height, width = info.shape_zyx
     file = SliceFile(str(path), "dm", first_z, depth, height, width, info.channels, np.dtype(info.dtype).str)
-    return file, info.voxel_size_nm
+    stated = info.voxel_size_nm
+    return file, stated if stated is not None and stated[2] is not None else None  # type: ignore[return-value]
 
 
 class ImageStackSource(VolumeSource):
@@ -297,9 +298,9 @@ class ImageStackSource(VolumeSource):
 
             data = tifffile.imread(file.path, key=index, series=0)
         elif file.kind == "dm":
-            from .dm import read_dm
+            from .dm import read_dm_slice
 
-            data = read_dm(Path(file.path))[index]
+            data = read_dm_slice(file.path, index)
         else:
             data = _pillow_frame(Path(file.path), index)
         data = np.asarray(data)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_wkw.convert.knossos import KnossosSource, looks_like_knossos, read_knossos_conf
+from napari_wkw.convert.knossos import KnossosSource, build_knossos_specs, looks_like_knossos, read_knossos_conf
 from napari_wkw.core.errors import WKWError
 from napari_wkw.core.geometry import BoundingBox, Mag
 
@@ -175,10 +175,29 @@ def test_without_conf_the_size_comes_from_the_last_cubes(knossos_root):
     assert source.voxel_size is None
     expected = expected_volume(source.size, MAG1_CUBES, "uint8")
     np.testing.assert_array_equal(source.read(BoundingBox((0, 0, 0), source.size)), expected)
+    assert source.origin == (0, 0, 0)
     # a mag folder given directly, no conf anywhere: mag 1
     loose = knossos_root.parent / "loose"
     shutil.copytree(knossos_root / "mag2", loose)
     assert KnossosSource(loose).mag == 1
+
+
+def test_without_conf_the_layer_starts_at_the_first_cube(tmp_path):
+    """As the reference converter places it: no empty space before the first cube."""
+    cubes = [(2, 1, 3), (3, 1, 3), (3, 2, 4)]
+    write_knossos_tree(tmp_path / "mag1", cubes)
+    source = KnossosSource(tmp_path / "mag1")
+    assert source.origin == (256, 128, 384)
+    assert source.size == (256, 256, 256)
+    full = expected_volume((512, 384, 640), cubes, "uint8")
+    data = source.read(BoundingBox((0, 0, 0), source.size))
+    np.testing.assert_array_equal(data, full[384:640, 128:384, 256:512])
+    assert data[0, 0, 0] == voxel_value(256, 128, 384, "uint8")
+    assert data[255, 255, 255] == voxel_value(511, 383, 639, "uint8")
+    assert not data[128:, :128].any()  # the missing cubes of the second z-row
+    [spec] = build_knossos_specs(tmp_path / "mag1", layer_name="em")
+    assert (spec.name, spec.category, spec.offset, spec.mag) == ("em", "color", (256, 128, 384), Mag.parse(1))
+    assert spec.source.description == f"KNOSSOS cubes in {tmp_path / 'mag1'} (mag 1)"
 
 
 def test_default_mag_is_the_finest_present(knossos_root):

@@ -22,6 +22,7 @@ import numpy as np
 from ..core.element_class import WKW_DTYPES
 from ..core.errors import DatasetFormatError, WKWError
 from ..core.geometry import BoundingBox, Mag, Vec3
+from .engine import LayerSpec
 from .source import VolumeSource
 
 CUBE_EDGE = 128
@@ -159,7 +160,9 @@ class KnossosSource(VolumeSource):
     """The cubes of one KNOSSOS mag, read only where a box touches them.
 
     ``path`` is a mag folder, a dataset root (``mag`` picks the folder, default the
-    finest) or a knossos.conf. Coordinates are voxels of that mag.
+    finest) or a knossos.conf. Coordinates are voxels of that mag, from ``origin``:
+    0 with a knossos.conf boundary, else the first cube present (as the reference
+    converter places the layer).
     """
 
     croppable = True
@@ -198,13 +201,19 @@ class KnossosSource(VolumeSource):
         self.mag = int(mag)
         self.conf = conf
         self.description = f"KNOSSOS cubes in {mag_path} (mag {self.mag})"
-        self._size = self._size_from_conf() or self._size_from_cubes()
+        #: where the layer lies in this mag's voxels: from 0 to the conf's boundary, else the cubes present
+        self.data_box = self._box_from_conf() or self._box_from_cubes()
 
     # -- what the engine asks -------------------------------------------------------------
 
     @property
     def size(self) -> Vec3:
-        return self._size
+        return self.data_box.size
+
+    @property
+    def origin(self) -> Vec3:
+        """The KNOSSOS voxel that source voxel (0, 0, 0) is (the layer's offset in this mag)."""
+        return self.data_box.topleft
 
     @property
     def dtype(self) -> np.dtype:
@@ -223,11 +232,12 @@ class KnossosSource(VolumeSource):
 
     def read(self, box: BoundingBox) -> np.ndarray:
         out = np.zeros(self.array_shape(box), self._dtype)
-        for part in box.chunks((CUBE_EDGE,) * 3):
+        shifted = BoundingBox(tuple(a + o for a, o in zip(box.topleft, self.origin)), box.size)  # type: ignore[arg-type]
+        for part in shifted.chunks((CUBE_EDGE,) * 3):
             cube = tuple(a // CUBE_EDGE for a in part.topleft)
             data = self._read_cube_part(cube, part)  # type: ignore[arg-type]
             if data is not None:
-                out[part.zyx_slices(box.topleft)] = data
+                out[part.zyx_slices(shifted.topleft)] = data
         return out
 
     def fingerprint(self) -> dict:
@@ -235,7 +245,7 @@ class KnossosSource(VolumeSource):
         if self.conf is not None:
             stat = os.stat(self.conf.path)
             conf = {"path": self.conf.path, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-        return {**super().fingerprint(), "path": self.path, "mag": self.mag, "conf": conf}
+        return {**super().fingerprint(), "path": self.path, "mag": self.mag, "origin": list(self.origin), "conf": conf}
 
     # -- cubes ----------------------------------------------------------------------------
 
@@ -286,16 +296,17 @@ class KnossosSource(VolumeSource):
 
     # -- size -----------------------------------------------------------------------------
 
-    def _size_from_conf(self) -> Vec3 | None:
-        """The conf's boundary in voxels of this mag (rounded up: a partial voxel is data)."""
+    def _box_from_conf(self) -> BoundingBox | None:
+        """From 0 to the conf's boundary in voxels of this mag (rounded up: a partial voxel is data)."""
         if self.conf is None or self.conf.boundary is None:
             return None
         factor = self.conf.magnification / self.mag
-        return tuple(max(1, math.ceil(b * factor)) for b in self.conf.boundary)  # type: ignore[return-value]
+        size = tuple(max(1, math.ceil(b * factor)) for b in self.conf.boundary)
+        return BoundingBox((0, 0, 0), size)  # type: ignore[arg-type]
 
-    def _size_from_cubes(self) -> Vec3:
-        """Without a boundary: up to the end of the last cube present along each axis."""
-        top = [-1, -1, -1]
+    def _box_from_cubes(self) -> BoundingBox:
+        """Without a boundary: from the first to the last cube present along each axis."""
+        low, high = [math.inf] * 3, [-1] * 3
         root = Path(self.path)
         for x_entry in _subfolders(root):
             x = _AXIS_FOLDER["x"].match(x_entry.name)
@@ -308,10 +319,14 @@ class KnossosSource(VolumeSource):
                 for z_entry in _subfolders(Path(y_entry.path)):
                     z = _AXIS_FOLDER["z"].match(z_entry.name)
                     if z:
-                        top = [max(t, int(m.group(1))) for t, m in zip(top, (x, y, z))]
-        if min(top) < 0:
+                        cube = [int(m.group(1)) for m in (x, y, z)]
+                        low = [min(a, c) for a, c in zip(low, cube)]
+                        high = [max(a, c) for a, c in zip(high, cube)]
+        if min(high) < 0:
             raise WKWError(f"{root}: no KNOSSOS cubes (no x0000/y0000/z0000/ folders)")
-        return tuple((t + 1) * CUBE_EDGE for t in top)  # type: ignore[return-value]
+        start = [int(a) * CUBE_EDGE for a in low]
+        stop = [(a + 1) * CUBE_EDGE for a in high]
+        return BoundingBox.from_bounds(start, stop)
 
 
 def _conf_in(folder: Path) -> KnossosConf | None:
@@ -328,3 +343,23 @@ def _voxel_type(dtype: str | np.dtype) -> np.dtype:
         names = ", ".join(str(d) for d in WKW_DTYPES)
         raise WKWError(f"KNOSSOS voxel type {dtype!r} is not one of {names}")
     return parsed.newbyteorder("=")
+
+
+def build_knossos_specs(
+    source: str | os.PathLike,
+    *,
+    layer_name: str = "color",
+    mag: int | None = None,
+    dtype: np.dtype | str | None = None,
+    category: str = "color",
+) -> list[LayerSpec]:
+    """The one layer of a KNOSSOS dataset: mag ``mag`` (default the finest) as WKW mag ``mag``.
+
+    Raw cubes carry no voxel type, so ``dtype`` (default uint8) is both how the cubes
+    are read and how the layer is stored.
+    """
+    cubes = KnossosSource(source, mag=mag, dtype=dtype if dtype is not None else "uint8")
+    return [LayerSpec(cubes, layer_name, category=category, offset=cubes.origin, mag=cubes.output_mag)]
+
+
+__all__ = ["KnossosConf", "KnossosSource", "build_knossos_specs", "looks_like_knossos", "read_knossos_conf"]

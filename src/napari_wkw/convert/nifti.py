@@ -197,11 +197,7 @@ class NiftiSource(VolumeSource):
             self.placement: Vec3 = (0, 0, 0)
         else:
             self._size = tuple(self.enforced_box.size)
-            self.placement = (
-                (self._size[0] - self.data_size[0]) // 2,
-                (self._size[1] - self.data_size[1]) // 2,
-                0,
-            )
+            self.placement = (_centred(self._size[0], self.data_size[0]), _centred(self._size[1], self.data_size[1]), 0)
 
     def _check_length(self) -> None:
         """A truncated .nii would read as garbage at its end: refuse it up front."""
@@ -298,6 +294,13 @@ class NiftiSource(VolumeSource):
         state = self.__dict__.copy()
         state["_proxy"] = None  # open files stay in the process that opened them
         return state
+
+
+def _centred(box_length: int, data_length: int) -> int:
+    """Where data starts in a box along one axis: half the difference before it, rounded down."""
+    if box_length >= data_length:
+        return (box_length - data_length) // 2
+    return -((data_length - box_length) // 2)
 
 
 def _load(path: str):

@@ -143,7 +143,8 @@ def _read(unit: CubeUnit, tile: BoundingBox) -> np.ndarray:
     if unit.threads == 1:
         return cast_checked(np.asarray(unit.source.read(source_box)), dtype, unit.source.description)
     out = np.empty(unit.source.array_shape(source_box), dtype)
-    slices = list(source_box.chunks((source_box.size[0], source_box.size[1], 1)))
+    (x, y, z), (width, height, depth) = source_box.topleft, source_box.size
+    slices = [BoundingBox((x, y, z + i), (width, height, 1)) for i in range(depth)]
 
     def read_slice(box: BoundingBox) -> None:
         data = np.asarray(unit.source.read(box))

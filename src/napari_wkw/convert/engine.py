@@ -152,7 +152,8 @@ def _voxel_size(specs: Sequence[LayerSpec], settings: ConversionSettings) -> tup
         first = tuple(float(v) for v in stated[0])
         return first  # type: ignore[return-value]
     warnings.warn(
-        f"{specs[0].source.description} states no voxel size and none was given (--voxel-size X,Y,Z); using 1,1,1 nm",
+        f"no voxel size given (--voxel-size X,Y,Z) and none stated by the input ({specs[0].source.description}); "
+        "using 1,1,1 nm",
         WKWWarning,
         stacklevel=3,
     )

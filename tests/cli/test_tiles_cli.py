@@ -120,9 +120,12 @@ def test_folders_detected_cubed_placed_and_opened(folders, tmp_path):
     [(data, meta, kind)] = reader(str(target))
     assert kind == "image" and meta["multiscale"] and meta["rgb"] is False
     mags = [entry["mag"] for entry in layer["mags"]]
-    assert mags[:3] == [[1, 1, 1], [2, 2, 1], [4, 4, 2]]  # z (30 nm) joins in once x/y pass it
-    assert meta["metadata"]["wkw_mags"] == ["-".join(map(str, m)) if len(set(m)) > 1 else str(m[0]) for m in mags]
-    assert len(data) == len(mags)
+    # z (30 nm) joins in once x/y (11.24 nm) pass it; down to ~100 px in x/y (2048 / 32 = 64)
+    assert mags == [[1, 1, 1], [2, 2, 1], [4, 4, 2], [8, 8, 4], [16, 16, 8], [32, 32, 16]]
+    assert meta["metadata"]["wkw_mags"] == ["1", "2-2-1", "4-4-2", "8-8-4", "16-16-8", "32-32-16"]
+    assert len(data) == 6
+    for level, (mx, my, mz) in zip(data, mags):
+        assert level.shape == (data[0].shape[0] // mz, data[0].shape[1] // my, data[0].shape[2] // mx)
     assert meta["scale"] == pytest.approx((30.0, 11.24, 11.24))
     # level 0 starts at the box's corner aligned to the coarsest mag, which ``translate`` gives
     cz, cy, cx = (round(t / s) for t, s in zip(meta["translate"], meta["scale"]))
@@ -138,7 +141,7 @@ def test_zero_padded_pngs_with_a_pattern_no_pyramid_and_overwrite(pngs, tmp_path
     result = invoke(*args, "--no-pyramid")
     assert result.exit_code == 0, result.output
     assert "{zzz}_{yy}_{xx}.png (given)" in result.stderr
-    assert "states no voxel size" in result.stderr  # 1,1,1 with a warning
+    assert "napari-wkw: warning:" in result.stderr and "using 1,1,1 nm" in result.stderr  # no voxel size: a warning
     layer = layer_properties(target, "em")
     assert [entry["mag"] for entry in layer["mags"]] == [[1, 1, 1]]
     assert layer["boundingBox"] == {"topLeft": [4 * 160, 7 * 96, 0], "width": 320, "height": 192, "depth": 4}

@@ -197,3 +197,20 @@ def test_bad_source_or_pattern_is_one_line(pngs, tmp_path):
         "napari-wkw: error: tile pattern '{z}/{y}.png' does not say where x are (e.g. {z}/{y}/{x}.jpg)"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_tiles_written_by_export_tiff_come_back(pngs, tmp_path):
+    """export-tiff --tile-size cuts the right and bottom tiles to the box; tile-cube pads them."""
+    root, expected = pngs
+    first, tiles, again = tmp_path / "first", tmp_path / "tiles", tmp_path / "again"
+    assert invoke("tile-cube", root, first, "--no-pyramid", "-q").exit_code == 0
+    assert invoke("export-tiff", first, tiles, "--tile-size", "128,80", "-q").exit_code == 0
+    assert sorted(p.name for p in (tiles / "3" / "2").iterdir()) == ["0.tiff", "1.tiff", "2.tiff"]
+    result = invoke("tile-cube", tiles, again, "--no-pyramid", "-q")
+    assert result.exit_code == 0, result.output
+    assert "{z}/{y}/{x}.tiff (detected)" in result.stderr
+    layer = layer_properties(again, "color")
+    assert layer["boundingBox"] == {"topLeft": [0, 0, 0], "width": 384, "height": 240, "depth": 4}
+    data = bare(again / "color" / "1", (0, 0, 0), (384, 240, 4))
+    np.testing.assert_array_equal(data[:, :192, :320], expected)
+    assert not data[:, 192:].any() and not data[:, :, 320:].any()

@@ -114,12 +114,11 @@ def cube_unit(unit: CubeUnit) -> int | float | None:
     return largest
 
 
-def largest_in_file(unit: tuple[str, tuple[int, int, int]]) -> int | float | None:
-    """The largest value in one data file (``(mag path, file coordinates)``), None if empty."""
+def largest_in_file(unit: tuple[str, BoundingBox]) -> int | float | None:
+    """The largest value in ``(mag path, box)``, a box inside one data file; None if empty."""
     view = MagView.at(Path(unit[0]))
-    size = view.header.file_size
     top = None
-    for box in BoundingBox(tuple(c * size for c in unit[1]), (size,) * 3).chunks((size, size, view.header.block_len)):  # type: ignore[arg-type]
+    for box in unit[1].chunks((view.header.file_size, view.header.file_size, view.header.block_len)):
         check_cancelled()
         data = view.read(box)
         top = data.max().item() if top is None else max(top, data.max().item())

@@ -312,9 +312,10 @@ def _build(layer: Layer, spec: LayerSpec, settings, runner: Runner, staging: Pat
         )
         tops = runner.map(cube_unit, units, f"cubing {spec.name} mag {spec.mag.folder_name()}")
         if find_max:
-            tops += runner.map(
-                largest_in_file, [(str(mag.path), coords) for coords in done_before], "reading segment ids"
-            )
+            size = mag.header.file_size
+            layer_box = BoundingBox(tuple(spec.offset), tuple(spec.source.size))  # type: ignore[arg-type]
+            boxes = [layer_box.intersection(BoundingBox(tuple(c * size for c in f), (size,) * 3)) for f in done_before]  # type: ignore[arg-type]
+            tops += runner.map(largest_in_file, [(str(mag.path), box) for box in boxes], "reading segment ids")
             known = [t for t in tops if t is not None]
             record["largest"] = int(max(known)) if known else 0
         record["stage"] = "pyramid"

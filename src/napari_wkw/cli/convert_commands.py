@@ -272,4 +272,4 @@ def input_specs(kind: str, source, layer_name: str | None, category: str | None,
         return build_knossos_specs(source, layer_name=name, category=layer_category(category, name), dtype=dtype)
     from ..convert.nifti import build_nifti_specs
 
-    return build_nifti_specs(source, layer_name=layer_name, is_segmentation=category == "segmentation", dtype=dtype)
+    return build_nifti_specs(source, layer_name=layer_name, category=category, dtype=dtype)

@@ -299,7 +299,9 @@ def test_conf_file_as_the_path(knossos_root):
 
 def test_pickled_source_reads_the_same(knossos_root):
     source = KnossosSource(knossos_root)
+    source.read(BoundingBox((0, 0, 0), (300, 200, 1)))  # remembers where its cubes are ...
     copy = pickle.loads(pickle.dumps(source))
+    assert len(pickle.dumps(source)) < 2000  # ... but does not carry that to other processes
     box = BoundingBox((100, 100, 100), (60, 60, 30))
     np.testing.assert_array_equal(copy.read(box), source.read(box))
     fingerprint = source.fingerprint()

@@ -27,6 +27,8 @@ from .source import VolumeSource
 
 CUBE_EDGE = 128
 CONF_NAME = "knossos.conf"
+#: cube file look-ups a source remembers (per process; a path each)
+CUBE_FILE_CACHE = 65536
 #: cube folder names along each axis: x0001 (more digits past 9999)
 _AXIS_FOLDER = {axis: re.compile(rf"^{axis}(\d{{4,}})$") for axis in "xyz"}
 #: mag folders: mag2, <experiment>_mag2, or a bare 2 as wkcuber wrote them
@@ -249,12 +251,24 @@ class KnossosSource(VolumeSource):
 
     # -- cubes ----------------------------------------------------------------------------
 
-    def cube_folder(self, cube: Vec3) -> Path:
+    def cube_folder(self, cube: Vec3) -> str:
         x, y, z = cube
-        return Path(self.path) / f"x{x:04d}" / f"y{y:04d}" / f"z{z:04d}"
+        return os.path.join(self.path, f"x{x:04d}", f"y{y:04d}", f"z{z:04d}")
 
-    def cube_file(self, cube: Vec3) -> Path | None:
-        """The cube's .raw file, or None where the cube is missing (empty space)."""
+    def cube_file(self, cube: Vec3) -> str | None:
+        """The cube's .raw file, or None where the cube is missing (empty space).
+
+        Remembered per process: slice-by-slice reads ask for each cube up to 128 times.
+        """
+        cache = self.__dict__.setdefault("_cube_files", {})
+        if cube in cache:
+            return cache[cube]
+        if len(cache) >= CUBE_FILE_CACHE:
+            cache.clear()
+        cache[cube] = found = self._find_cube_file(cube)
+        return found
+
+    def _find_cube_file(self, cube: Vec3) -> str | None:
         folder = self.cube_folder(cube)
         try:
             names = sorted(os.listdir(folder))
@@ -264,13 +278,18 @@ class KnossosSource(VolumeSource):
         if len(raw) > 1:
             raise DatasetFormatError(f"{folder}: {len(raw)} .raw cubes ({', '.join(raw)}), expected one")
         if raw:
-            return folder / raw[0]
+            return os.path.join(folder, raw[0])
         others = [name for name in names if _OTHER_CUBE_FILE.search(name)]
         if others:
             raise DatasetFormatError(
                 f"{folder}: holds {others[0]} but no .raw cube (only uncompressed .raw KNOSSOS cubes can be converted)"
             )
         return None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_cube_files", None)  # found again by each process
+        return state
 
     def _read_cube_part(self, cube: Vec3, part: BoundingBox) -> np.ndarray | None:
         """``part`` (inside one cube) as (z, y, x), reading only the cube's z-planes it spans."""
@@ -281,16 +300,18 @@ class KnossosSource(VolumeSource):
         itemsize = self._dtype.itemsize
         origin = tuple(c * CUBE_EDGE for c in cube)
         (x0, x1), (y0, y1), (z0, z1) = ((a - o, b - o) for a, b, o in zip(part.topleft, part.bottomright, origin))
-        with open(path, "rb") as file:
-            length = os.fstat(file.fileno()).st_size
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            length = os.fstat(descriptor).st_size
             expected = plane * CUBE_EDGE * itemsize
             if length != expected:
                 raise DatasetFormatError(
                     f"{path}: {length} bytes, but a {CUBE_EDGE}^3 cube of {self._dtype} has {expected}"
                     f" (is --dtype right?)"
                 )
-            file.seek(z0 * plane * itemsize)
-            data = file.read((z1 - z0) * plane * itemsize)
+            data = os.pread(descriptor, (z1 - z0) * plane * itemsize, z0 * plane * itemsize)
+        finally:
+            os.close(descriptor)
         planes = np.frombuffer(data, self._dtype.newbyteorder("<")).reshape(z1 - z0, CUBE_EDGE, CUBE_EDGE)
         return planes[:, y0:y1, x0:x1].astype(self._dtype, copy=False)
 

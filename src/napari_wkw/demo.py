@@ -1,12 +1,14 @@
-"""The demo: build a WKW dataset from real EM tiles, then show it in napari.
+"""The demo: convert a stack of TIFF slices made from real EM tiles into WKW, then show it in napari.
 
     python -m napari_wkw.demo [OUTPUT_FOLDER] [--no-viewer]
 
 It mosaics the four real FAFB EM tiles shipped in tests/data/em_tiles into a
 2048 x 2048 x 32 stack (synthetic cells when the tiles are not there), segments the
 bright compartments between membranes with a blur, a threshold and connected
-components (a stand-in for a real segmentation), writes a compressed dataset with its full pyramid and
-``datasource-properties.json``, and opens it in napari. Without a display it says
+components (a stand-in for a real segmentation), writes both as folders of TIFF
+slices (what a microscope or a segmentation tool hands over), converts them with the
+same engine as ``napari-wkw convert`` into a compressed dataset with its full pyramid
+and ``datasource-properties.json``, and opens it in napari. Without a display it says
 what it wrote and how to open it.
 """
 
@@ -22,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from .core import Dataset
-from .core.save import ArrayLayer, save_dataset
 from .core.synthetic import cells
 
 VOXEL_SIZE = (11.24, 11.24, 25.0)
@@ -73,7 +74,20 @@ def segment(image: np.ndarray) -> np.ndarray:
     return compact.reshape(labels.shape).astype(np.uint32)
 
 
+def write_slices(folder: Path, stack, compression: str | None) -> Path:
+    """The stack as one TIFF per slice, named so that natural order matters (1.tif ... 32.tif)."""
+    import tifffile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for z in range(stack.shape[0]):
+        tifffile.imwrite(folder / f"{z + 1}.tif", np.asarray(stack[z : z + 1, :, :])[0], compression=compression)
+    return folder
+
+
 def build(target: Path) -> Path:
+    from .convert.engine import ConversionSettings, LayerSpec, convert_layers
+    from .convert.image_stack import open_image_stack
+
     started = time.perf_counter()
     mosaic = em_mosaic()
     if mosaic is None:
@@ -81,14 +95,19 @@ def build(target: Path) -> Path:
         color, labels = cells((32, 512, 512), n_cells=120)
     else:
         color = ShiftedMosaic(mosaic, 32)
-        labels = ShiftedMosaic(segment(mosaic), 32)
-    layers = [
-        ArrayLayer("color", "color", [color], VOXEL_SIZE),
-        ArrayLayer("segmentation", "segmentation", [labels], VOXEL_SIZE),
+        labels = ShiftedMosaic(segment(mosaic).astype(np.uint16), 32)
+    slices = target.with_name(f"{target.name}-slices")
+    specs = [
+        LayerSpec(open_image_stack(write_slices(slices / "color", color, None))[0], "color"),
+        LayerSpec(
+            open_image_stack(write_slices(slices / "segmentation", labels, "zlib"))[0], "segmentation", "segmentation"
+        ),
     ]
-    save_dataset(target, layers, name=target.name)
+    print(f"wrote TIFF slices to {slices} in {time.perf_counter() - started:.1f} s; converting them")
+    started = time.perf_counter()
+    convert_layers(target, specs, ConversionSettings(voxel_size=VOXEL_SIZE))
     dataset = Dataset.open(target)
-    print(f"wrote {target} in {time.perf_counter() - started:.1f} s:")
+    print(f"wrote {target} in {time.perf_counter() - started:.1f} s (napari-wkw convert {slices / 'color'} ...):")
     for layer in dataset.layers.values():
         box = layer.bounding_box
         print(

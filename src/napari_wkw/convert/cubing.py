@@ -26,8 +26,8 @@ from ..core.threads import bounded_map
 from ..core.wkw_file import CompressedFileWriter, file_path
 from .source import VolumeSource
 
-#: files one unit of a slice-decoding source keeps open at once (each holds <= SPILL_BYTES)
-MAX_FILES_PER_UNIT = 64
+#: voxels one unit of a slice-decoding source holds per slab (its files' part of z_step slices)
+SLAB_BYTES = 256 * 2**20
 #: encoded blocks each open file keeps in memory before spilling them to a hidden file
 CUBING_SPILL_BYTES = 8 * 2**20
 #: x/y edge of the pieces the threads of one unit encode at once (whole blocks)
@@ -60,6 +60,8 @@ def plan_cube_units(
 ) -> list[CubeUnit]:
     """Units for the data files of ``mag`` the source covers and that do not exist yet."""
     size = mag.header.file_size
+    block = mag.header.block_len
+    z_step = max(block, -(-z_step // block) * block)
     layer_box = BoundingBox(tuple(offset), tuple(source.size))  # type: ignore[arg-type]
     missing = [
         box
@@ -72,13 +74,10 @@ def plan_cube_units(
         rows: dict[int, list[BoundingBox]] = {}
         for box in missing:
             rows.setdefault(box.topleft[2] // size, []).append(box)
-        groups = [
-            row[start : start + MAX_FILES_PER_UNIT]
-            for row in rows.values()
-            for start in range(0, len(row), MAX_FILES_PER_UNIT)
-        ]
-    block = mag.header.block_len
-    z_step = max(block, -(-z_step // block) * block)
+        # as many files as fit SLAB_BYTES: wider slices are decoded once per group of files
+        per_file = size * size * z_step * np.dtype(dtype).itemsize * source.num_channels
+        count = max(1, SLAB_BYTES // per_file)
+        groups = [row[start : start + count] for row in rows.values() for start in range(0, len(row), count)]
     threads = max(1, workers // max(1, len(groups)))
     return [
         CubeUnit(source, str(mag.path), tuple(group), tuple(offset), np.dtype(dtype).str, z_step, threads, find_max)  # type: ignore[arg-type]

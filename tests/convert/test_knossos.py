@@ -218,6 +218,13 @@ def test_other_mag_folder_names(tmp_path, folder):
     assert source.read(BoundingBox((5, 6, 7), (1, 1, 1)))[0, 0, 0] == voxel_value(5, 6, 7, "uint8")
 
 
+def test_two_folders_for_one_mag(tmp_path):
+    write_knossos_tree(tmp_path / "root" / "mag1", [(0, 0, 0)])
+    write_knossos_tree(tmp_path / "root" / "exp_mag1", [(0, 0, 0)])
+    with pytest.raises(WKWError, match=r"root: two folders for KNOSSOS mag 1: (mag1 and exp_mag1|exp_mag1 and mag1)"):
+        KnossosSource(tmp_path / "root")
+
+
 def test_uint16_cubes_are_little_endian(tmp_path):
     cubes = [(0, 0, 0), (1, 1, 0)]
     write_knossos_tree(tmp_path / "mag1", cubes, dtype="uint16")

@@ -170,13 +170,12 @@ class KnossosSource(VolumeSource):
     croppable = True
 
     def __init__(self, path: str | os.PathLike, mag: int | None = None, dtype: str | np.dtype = "uint8") -> None:
-        path = Path(path)
+        path = Path(path).expanduser().absolute()  # workers may run elsewhere; resuming compares it
         if path.is_file() and path.name == CONF_NAME:
             path = path.parent
         if not path.is_dir():
             raise WKWError(f"{path}: no such folder")
         self._dtype = _voxel_type(dtype)
-        root = None
         if _is_mag_folder(path):
             mag_path = path
             named = _MAG_FOLDER.match(path.name)
@@ -195,8 +194,8 @@ class KnossosSource(VolumeSource):
             if mag not in mags:
                 listed = ", ".join(str(m) for m in sorted(mags))
                 raise WKWError(f"{path}: no KNOSSOS mag {mag} (mags found: {listed})")
-            root, mag_path = path, mags[mag]
-            conf = _conf_in(mag_path) or _conf_in(root)
+            mag_path = mags[mag]
+            conf = _conf_in(mag_path) or _conf_in(path)
         if mag < 1:
             raise WKWError(f"{path}: mag {mag} must be positive")
         self.path = str(mag_path)

@@ -28,8 +28,6 @@ from .source import VolumeSource
 
 #: voxels one unit of a slice-decoding source holds per slab (its files' part of z_step slices)
 SLAB_BYTES = 256 * 2**20
-#: encoded blocks each open file keeps in memory before spilling them to a hidden file
-CUBING_SPILL_BYTES = 8 * 2**20
 #: x/y edge of the pieces the threads of one unit encode at once (whole blocks)
 ENCODE_TILE = 256
 
@@ -162,7 +160,7 @@ class _CompressedSink:
         size = view.header.file_size
         self.origin = tuple(a // size * size for a in box.topleft)
         path = file_path(view.path, *(a // size for a in box.topleft))
-        self.writer = CompressedFileWriter(path, view.header, spill_bytes=CUBING_SPILL_BYTES)
+        self.writer = CompressedFileWriter(path, view.header)
 
     def put(self, part: BoundingBox, data: np.ndarray, threads: int) -> None:
         step = (max(ENCODE_TILE, self.view.header.block_len),) * 2 + (self.view.header.file_size,)

@@ -32,8 +32,9 @@ HEADER_SIZE = 16
 MAGIC = b"WKW"
 BLOCK_RAW, BLOCK_LZ4, BLOCK_LZ4HC = 1, 2, 3
 _LZ4_MODES = {BLOCK_LZ4: "default", BLOCK_LZ4HC: "high_compression"}
-#: compressed bytes of one file held in memory before they go to a spill file
-SPILL_BYTES = 64 * 2**20
+#: compressed bytes of one file held in memory before they go to a spill file (small, so
+#: memory stays flat in the data's depth; the spill lives in the page cache anyway)
+SPILL_BYTES = 8 * 2**20
 #: raw bytes read and compressed per task when compressing a raw file
 GROUP_BYTES = 8 * 2**20
 

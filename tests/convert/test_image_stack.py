@@ -257,3 +257,23 @@ def test_convert_detects_an_image_stack_and_opens_in_the_reader(em_slices, tmp_p
     assert len(data) == 3  # 1, 2-2-1, 4-4-2
     np.testing.assert_allclose(meta["scale"], (40, 4, 4))
     np.testing.assert_array_equal(np.asarray(data[0][:, :265, :265]), truth)
+
+
+def test_voxel_size_from_ome_and_imagej_metadata(tmp_path):
+    volume = np.arange(3 * 20 * 30, dtype=np.uint16).reshape(3, 20, 30)
+    ome = tmp_path / "stack.ome.tif"
+    tifffile.imwrite(
+        ome, volume, metadata={"axes": "ZYX", "PhysicalSizeX": 0.011, "PhysicalSizeY": 0.012, "PhysicalSizeZ": 0.03}
+    )
+    imagej = tmp_path / "imagej.tif"
+    tifffile.imwrite(
+        imagej, volume, imagej=True, resolution=(1 / 0.004, 1 / 0.005), metadata={"spacing": 0.04, "unit": "um", "axes": "ZYX"}
+    )
+    for source, expected in ((ome, [11.0, 12.0, 30.0]), (imagej, [4.0, 5.0, 40.0])):
+        out = tmp_path / source.stem
+        run("cube", source, out)
+        properties = json.loads((out / "datasource-properties.json").read_text())
+        np.testing.assert_allclose(properties["scale"]["factor"], expected)
+        np.testing.assert_array_equal(stored(out), volume)
+    run("cube", ome, tmp_path / "given", "--voxel-size", "1,2,3")  # the command line wins
+    assert json.loads((tmp_path / "given" / "datasource-properties.json").read_text())["scale"]["factor"] == [1, 2, 3]

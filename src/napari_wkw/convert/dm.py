@@ -20,20 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import WKWError
+from .source import length_in_nm
 
-#: DM calibration units that are lengths, in nanometres (µ as micro sign or Greek mu,
-#: Å as letter or Angstrom sign; DM writes "A" when it cannot write Å)
-_NM_PER_UNIT = {
-    "pm": 1e-3,
-    "\u00c5": 0.1,
-    "\u212b": 0.1,
-    "A": 0.1,
-    "nm": 1.0,
-    "\u00b5m": 1e3,
-    "\u03bcm": 1e3,
-    "um": 1e3,
-    "mm": 1e6,
-}
 #: the reader names the spatial axes of images and stacks like this (spectral axes get
 #: names such as "Energy loss" or "Wavelength")
 _IMAGE_AXES = (["y", "x"], ["z", "y", "x"])
@@ -187,8 +175,4 @@ def _voxel_size_nm(axes: list[dict]) -> tuple[float, float, float | None] | None
 
 def _length_nm(axis: dict) -> float | None:
     """One axis' calibration in nm, or None for pixels and units that are not lengths."""
-    per_unit = _NM_PER_UNIT.get(str(axis.get("units") or "").strip())
-    scale = float(axis.get("scale") or 0.0)
-    if per_unit is None or not np.isfinite(scale) or scale <= 0:
-        return None
-    return scale * per_unit
+    return length_in_nm(axis.get("scale") or 0.0, axis.get("units"))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..core.errors import WKWError
 from ..core.geometry import BoundingBox, Vec3
-from .source import VolumeSource
+from .source import VolumeSource, length_in_nm
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PILLOW_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -91,7 +91,34 @@ class SliceFile:
     memmap: tuple[tuple[int, ...], ...] | None = None  # per page: (offset,) when uncompressed
 
 
-def _tiff_file(path: Path, first_z: int) -> SliceFile:
+def _tiff_voxel_size(tif) -> tuple[float, float, float] | None:
+    """nm per voxel from OME-XML (``PhysicalSizeX/Y/Z``, µm unless stated) or ImageJ
+    metadata (``spacing``, ``unit`` and the resolution tags); None unless all three are known."""
+    if tif.is_ome and tif.ome_metadata:
+        pixels = re.search(r"<(?:\w+:)?Pixels\b[^>]*>", tif.ome_metadata)
+        if pixels:
+            attributes = dict(re.findall(r'(\w+)="([^"]*)"', pixels.group(0)))
+            sizes = [
+                length_in_nm(attributes.get(f"PhysicalSize{axis}"), attributes.get(f"PhysicalSize{axis}Unit", "µm"))
+                for axis in "XYZ"
+            ]
+            if all(sizes):
+                return tuple(sizes)  # type: ignore[return-value]
+    metadata = tif.imagej_metadata or {}
+    if "spacing" in metadata:
+        unit = metadata.get("unit", "")
+        tags = tif.pages[0].tags
+        sizes = []
+        for name in ("XResolution", "YResolution"):
+            numerator, denominator = tags[name].value if name in tags else (0, 1)
+            sizes.append(length_in_nm(denominator / numerator, unit) if numerator else None)
+        sizes.append(length_in_nm(metadata["spacing"], unit))
+        if all(sizes):
+            return tuple(sizes)  # type: ignore[return-value]
+    return None
+
+
+def _tiff_file(path: Path, first_z: int) -> tuple[SliceFile, tuple[float, float, float] | None]:
     import tifffile
 
     try:
@@ -119,17 +146,19 @@ def _tiff_file(path: Path, first_z: int) -> SliceFile:
             ):
                 memmap = tuple((int(page.dataoffsets[0]),) for page in pages)
             dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+            stated = _tiff_voxel_size(tif)
     except WKWError:
         raise
     except Exception as error:  # tifffile raises many kinds on damaged files
         raise WKWError(f"{path}: cannot read this TIFF ({error})") from None
-    return SliceFile(
+    height, width = shape[axes.index("Y")], shape[axes.index("X")]
+    file = SliceFile(
         str(path),
         "tiff",
         first_z,
         depth,
-        shape[axes.index("Y")],
-        shape[axes.index("X")],
+        height,
+        width,
         channels,
         dtype.str,
         page_shape,
@@ -137,6 +166,7 @@ def _tiff_file(path: Path, first_z: int) -> SliceFile:
         sample_axis,
         memmap,
     )
+    return file, stated
 
 
 def _pillow_file(path: Path, first_z: int) -> SliceFile:
@@ -344,7 +374,8 @@ def open_image_stack(
     for path in list_slice_files(source):
         suffix = path.suffix.lower()
         if suffix in TIFF_SUFFIXES:
-            file = _tiff_file(path, z)
+            file, stated = _tiff_file(path, z)
+            voxel_size = voxel_size or stated
         elif suffix in DM_SUFFIXES:
             file, stated = _dm_file(path, z)
             voxel_size = voxel_size or stated

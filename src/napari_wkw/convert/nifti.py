@@ -33,11 +33,9 @@ import numpy as np
 from ..core.errors import DatasetFormatError, WKWError, WKWWarning
 from ..core.geometry import BoundingBox, Vec3
 from .engine import LayerSpec
-from .source import VolumeSource
+from .source import VolumeSource, length_in_nm
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-#: nanometres per NIFTI spatial unit (``header.get_xyzt_units()[0]``)
-UNIT_NM = {"meter": 1e9, "mm": 1e6, "micron": 1e3}
 #: bytes decompressed at once when a .nii.gz is unpacked into its temporary file
 INFLATE_CHUNK = 16 * 2**20
 #: slices checked at once when float segmentation data is checked for whole numbers
@@ -234,7 +232,7 @@ class NiftiSource(VolumeSource):
                 stacklevel=2,
             )
             return None
-        factor = UNIT_NM.get(self.unit)
+        factor = length_in_nm(1.0, self.unit)
         if factor is None:
             warnings.warn(
                 f"{self.path}: the header gives no length unit; taking its voxel size {_numbers(self.zooms)} as nm",

@@ -12,6 +12,46 @@ import numpy as np
 
 from ..core.geometry import BoundingBox, Vec3
 
+#: length units as microscope and imaging files write them, in nanometres (µ as micro
+#: sign or Greek mu, Å as letter or Angstrom sign; DM writes "A" when it cannot write Å)
+NM_PER_UNIT = {
+    "pm": 1e-3,
+    "\u00c5": 0.1,
+    "\u212b": 0.1,
+    "A": 0.1,
+    "angstrom": 0.1,
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "nanometre": 1.0,
+    "\u00b5m": 1e3,
+    "\u03bcm": 1e3,
+    "um": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "micrometer": 1e3,
+    "micrometre": 1e3,
+    "mm": 1e6,
+    "millimeter": 1e6,
+    "millimetre": 1e6,
+    "m": 1e9,
+    "meter": 1e9,
+    "metre": 1e9,
+}
+
+
+def length_in_nm(value: float, unit: str | None) -> float | None:
+    """``value`` in ``unit`` as nanometres; None for unknown units and unusable values."""
+    per_unit = NM_PER_UNIT.get(str(unit or "").strip())
+    if per_unit is None:
+        per_unit = NM_PER_UNIT.get(str(unit or "").strip().lower())
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    if per_unit is None or not np.isfinite(value) or value <= 0:
+        return None
+    return value * per_unit
+
 
 class VolumeSource(ABC):
     """A volume in (x, y, z) voxels that can be read box by box.

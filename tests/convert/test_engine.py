@@ -223,6 +223,7 @@ def test_killed_command_finishes_when_run_again(tmp_path):
     deadline = time.monotonic() + 60
     while not list(staging_mag.rglob("x*.wkw")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
+    assert process.poll() is None, "the command ended before its first file could be seen"
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = data_files(staging_mag)

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     import dask.array as da
 
 HEADER_FILE = "header.wkw"
+#: libwkw's errors; its message buffer is sometimes not valid UTF-8 (seen on truncated
+#: files), and then decoding the message fails instead
+LIBWKW_ERRORS = (wkw.wkw.WKWException, UnicodeDecodeError)
 
 
 def _warn(message: str) -> None:
@@ -98,7 +101,7 @@ class MagView:
         if handle is None:
             try:
                 handle = wkw.Dataset.open(str(self.path))
-            except wkw.wkw.WKWException as error:
+            except LIBWKW_ERRORS as error:
                 raise DatasetFormatError(f"{self.path}: cannot open WKW mag ({error})") from None
             self._local.handle = handle
         return handle
@@ -115,7 +118,7 @@ class MagView:
             self._verify_files(box)
         try:
             data = self._handle().read(box.topleft, box.size)
-        except wkw.wkw.WKWException as error:
+        except LIBWKW_ERRORS as error:
             raise DatasetFormatError(f"{self.path}: cannot read box {box.topleft}+{box.size}: {error}") from None
         data = data.transpose(3, 2, 1, 0)  # (c, x, y, z) F-order -> (z, y, x, c) C-order
         return data[..., 0] if self.num_channels == 1 else data
@@ -147,7 +150,7 @@ class MagView:
             cxyz = np.ascontiguousarray(data4).transpose(3, 2, 1, 0)
             try:
                 self._handle().write(box.topleft, cxyz)
-            except wkw.wkw.WKWException as error:
+            except LIBWKW_ERRORS as error:
                 raise DatasetFormatError(f"{self.path}: cannot write box {box.topleft}: {error}") from None
             return
         for file_box in box.chunks((self.header.file_size,) * 3):

@@ -42,6 +42,7 @@ from .wkw_file import (
     existing_files,
     file_path,
     morton_table,
+    split_blocks,
 )
 
 if TYPE_CHECKING:
@@ -157,13 +158,15 @@ class MagView:
             part = data[file_box.zyx_slices(box.topleft)]
             self.write_file(file_box, lambda b, part=part, o=file_box.topleft: part[b.zyx_slices(o)])
 
-    def write_file(self, box: BoundingBox, fetch, tile: Vec3 | None = None, threads: int = 1) -> np.ndarray | None:
+    def write_file(
+        self, box: BoundingBox, fetch, tile: Vec3 | None = None, threads: int = 1, find_max: bool = True
+    ) -> np.ndarray | None:
         """Fill ``box`` (inside one WKW file) with ``fetch(sub_box)`` tile by tile.
 
         This is the unit of work for streaming writers: it touches exactly one file.
         With ``threads`` > 1, tiles are fetched (and compressed) by that many threads
         at once, for files that are the only unit left to run. Returns the largest
-        value written (for largestSegmentId), or None if empty.
+        value written (for largestSegmentId), or None if empty or not ``find_max``.
         """
         size = self.header.file_size
         file_coords = tuple(a // size for a in box.topleft)
@@ -174,7 +177,7 @@ class MagView:
 
         def produce(sub: BoundingBox):
             data = self._checked(fetch(sub))
-            top = data.max() if data.size else None
+            top = data.max() if find_max and data.size else None
             if builder is None:
                 return sub, data, top
             return sub, self.encode_blocks(builder, sub, data, file_origin), top  # type: ignore[arg-type]
@@ -206,6 +209,13 @@ class MagView:
         data4 = data if data.ndim == 4 else data[..., None]
         morton = morton_table(self.header.file_len)
         (x0, y0, z0), (x1, y1, z1) = box.topleft, box.bottomright
+        whole = split_blocks(data4, n) if all(a % n == 0 for a in (x0, y0, z0)) else None
+        if whole is not None:  # every block fully covered: one gather, then compress each
+            bx0, by0, bz0 = (x0 - origin[0]) // n, (y0 - origin[1]) // n, (z0 - origin[2]) // n
+            return [
+                (int(morton[bz0 + k, by0 + j, bx0 + i]), builder.encode(memoryview(whole[k, j, i]).cast("B")))
+                for k, j, i in np.ndindex(whole.shape)
+            ]
         pieces = []
         for bz0 in range(z0 // n * n, z1, n):
             for by0 in range(y0 // n * n, y1, n):

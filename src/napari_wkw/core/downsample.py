@@ -129,8 +129,25 @@ _SORTING_NETWORKS = {
     2: [(0, 1)],
     4: [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)],
     8: [
-        (0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (1, 2), (5, 6),
-        (0, 4), (1, 5), (2, 6), (3, 7), (2, 4), (3, 5), (1, 2), (3, 4), (5, 6),
+        (0, 1),
+        (2, 3),
+        (4, 5),
+        (6, 7),
+        (0, 2),
+        (1, 3),
+        (4, 6),
+        (5, 7),
+        (1, 2),
+        (5, 6),
+        (0, 4),
+        (1, 5),
+        (2, 6),
+        (3, 7),
+        (2, 4),
+        (3, 5),
+        (1, 2),
+        (3, 4),
+        (5, 6),
     ],
 }
 
@@ -147,13 +164,26 @@ def _median_by_network(data: np.ndarray, factor: Vec3) -> np.ndarray | None:
     n = fx * fy * fz
     if n not in _SORTING_NETWORKS or data.dtype.kind not in "uf" or data.dtype == np.uint64:
         return None
-    values = [data[z::fz, y::fy, x::fx] for z in range(fz) for y in range(fy) for x in range(fx)]
-    for i, j in _SORTING_NETWORKS[n]:
-        values[i], values[j] = np.minimum(values[i], values[j]), np.maximum(values[i], values[j])
-    low, high = values[n // 2 - 1], values[n // 2]
+    if n == 4:
+        # The two middle values of four are max(lower of each pair), min(higher of each pair)
+        # for any split into two pairs (their order does not matter for the mean). Pairing
+        # along the slower axis first reads whole rows; only half the data is then strided.
+        slow, fast = (axis for axis, f in enumerate((fz, fy, fx)) if f == 2)
+
+        def every_other(array: np.ndarray, axis: int, start: int) -> np.ndarray:
+            return array[(slice(None),) * axis + (slice(start, None, 2),)]
+
+        first, second = every_other(data, slow, 0), every_other(data, slow, 1)
+        lower, higher = np.minimum(first, second), np.maximum(first, second)
+        low = np.maximum(every_other(lower, fast, 0), every_other(lower, fast, 1))
+        high = np.minimum(every_other(higher, fast, 0), every_other(higher, fast, 1))
+    else:
+        values = [data[z::fz, y::fy, x::fx] for z in range(fz) for y in range(fy) for x in range(fx)]
+        for i, j in _SORTING_NETWORKS[n]:
+            values[i], values[j] = np.minimum(values[i], values[j]), np.maximum(values[i], values[j])
+        low, high = values[n // 2 - 1], values[n // 2]
     if data.dtype.kind == "u":
-        wide = np.uint16 if data.dtype.itemsize == 1 else np.uint64
-        return ((low.astype(wide) + high) >> 1).astype(data.dtype)
+        return (low & high) + ((low ^ high) >> 1)  # floor((low + high) / 2) without overflow
     return ((low.astype(np.float64) + high) / 2).astype(data.dtype)
 
 
@@ -194,8 +224,8 @@ class DownsampleUnit:
     threads: int = 1  # tiles computed at once inside this unit
 
 
-def downsample_file(unit: DownsampleUnit) -> int | float | None:
-    """Fill ``unit.box`` of the target mag from the source mag; returns the largest value."""
+def downsample_file(unit: DownsampleUnit) -> None:
+    """Fill ``unit.box`` of the target mag from the source mag."""
     source = MagView.at(Path(unit.source))
     target = MagView.at(Path(unit.target))
 
@@ -206,8 +236,7 @@ def downsample_file(unit: DownsampleUnit) -> int | float | None:
         )
         return downsample_data(read_edge_padded(source, src, unit.inside), unit.factor, unit.method)
 
-    top = target.write_file(unit.box, fetch, (256, 256, target.header.block_len), threads=unit.threads)
-    return top.item() if isinstance(top, np.generic) else top
+    target.write_file(unit.box, fetch, (256, 256, target.header.block_len), threads=unit.threads, find_max=False)
 
 
 def downsample_mag(layer: Layer, source: MagView, target: MagView, method: str, runner: Runner | None = None) -> None:
@@ -221,8 +250,13 @@ def downsample_mag(layer: Layer, source: MagView, target: MagView, method: str, 
     threads = max(1, runner.workers // max(1, len(boxes)))
     units = [
         DownsampleUnit(
-            str(source.path), str(target.path), factor, method,  # type: ignore[arg-type]
-            layer.bounding_box.in_mag(source.mag), box, threads,
+            str(source.path),
+            str(target.path),
+            factor,
+            method,  # type: ignore[arg-type]
+            layer.bounding_box.in_mag(source.mag),
+            box,
+            threads,
         )
         for box in boxes
     ]
@@ -240,10 +274,9 @@ def read_edge_padded(source: MagView, box: BoundingBox, inside: BoundingBox) -> 
     if inner == box or inner.is_empty:
         return source.read(box)
     data = source.read(inner)
-    pad = [
-        (a - b, d - c)
-        for a, b, c, d in zip(inner.topleft, box.topleft, inner.bottomright, box.bottomright)
-    ][::-1]  # x, y, z -> z, y, x
+    pad = [(a - b, d - c) for a, b, c, d in zip(inner.topleft, box.topleft, inner.bottomright, box.bottomright)][
+        ::-1
+    ]  # x, y, z -> z, y, x
     pad += [(0, 0)] * (data.ndim - 3)
     return np.pad(data, pad, mode="edge")
 

@@ -17,8 +17,16 @@ from .errors import DatasetFormatError, WKWError
 WKW_DTYPES: tuple[np.dtype, ...] = tuple(
     np.dtype(name)
     for name in (
-        "uint8", "uint16", "uint32", "uint64", "float32", "float64",
-        "int8", "int16", "int32", "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float32",
+        "float64",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
     )
 )
 
@@ -46,9 +54,7 @@ def dtype_for(element_class: str, num_channels: int = 1) -> np.dtype:
     if element_class == "uint24" and num_channels == 1:
         num_channels = 3
     if bits % num_channels:
-        raise DatasetFormatError(
-            f"elementClass {element_class!r} cannot hold {num_channels} channels"
-        )
+        raise DatasetFormatError(f"elementClass {element_class!r} cannot hold {num_channels} channels")
     try:
         dtype = np.dtype(f"{kind}{bits // num_channels}")
     except TypeError:

@@ -81,9 +81,7 @@ def locate(path: str | os.PathLike) -> Selection:
         raise NotWKWError(f"{path}: no such file or folder")
     kind = _kind(path)
     if kind is None:
-        raise NotWKWError(
-            f"{path}: not a WKW dataset, layer or mag (no {PROPERTIES_FILE} or {HEADER_FILE} found)"
-        )
+        raise NotWKWError(f"{path}: not a WKW dataset, layer or mag (no {PROPERTIES_FILE} or {HEADER_FILE} found)")
     what, folder = kind
     if what == "dataset":
         dataset = Dataset.open(folder)

@@ -22,8 +22,15 @@ PROPERTIES_FILE = "datasource-properties.json"
 CATEGORIES = ("color", "segmentation")
 
 _LAYER_KEYS = {
-    "name", "category", "boundingBox", "elementClass", "numChannels", "dataFormat",
-    "mags", "wkwResolutions", "largestSegmentId",
+    "name",
+    "category",
+    "boundingBox",
+    "elementClass",
+    "numChannels",
+    "dataFormat",
+    "mags",
+    "wkwResolutions",
+    "largestSegmentId",
 }
 _DATASET_KEYS = {"id", "scale", "dataLayers"}
 

@@ -162,7 +162,11 @@ def _write_layer(
         view = layer.add_mag(mag, block_type=block_type, file_len=suggested_file_len(in_mag.bottomright))
         offset = in_mag.topleft
         top = write_array(
-            view, level, offset, progress=progress, cancel=cancel,
+            view,
+            level,
+            offset,
+            progress=progress,
+            cancel=cancel,
             label=f"writing {source.name} mag {mag.folder_name()}",
         )
         if index == 0:

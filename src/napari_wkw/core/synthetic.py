@@ -21,8 +21,9 @@ def _box_blur(volume: np.ndarray, radius: int, axis: int) -> np.ndarray:
     return (upper - lower) / (2 * radius + 1)
 
 
-def cells(shape_zyx: tuple[int, int, int] = (48, 192, 256), n_cells: int = 40, seed: int = 0,
-          anisotropy: float = 25 / 11.24) -> tuple[np.ndarray, np.ndarray]:
+def cells(
+    shape_zyx: tuple[int, int, int] = (48, 192, 256), n_cells: int = 40, seed: int = 0, anisotropy: float = 25 / 11.24
+) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(image uint8, labels uint32)`` of ``shape_zyx``; label 0 marks membranes."""
     rng = np.random.default_rng(seed)
     z, y, x = shape_zyx

@@ -178,8 +178,9 @@ class CompressedFileWriter:
         self._in_memory.clear()
         self._held = 0
 
-    def encode(self, block: np.ndarray) -> bytes:
-        raw = contiguous_bytes(np.asarray(block, dtype=self.header.dtype))
+    def encode(self, block: np.ndarray | memoryview) -> bytes:
+        """LZ4 bytes of one block: a (z, y, x[, c]) array, or its C-order bytes."""
+        raw = block if isinstance(block, memoryview) else contiguous_bytes(np.asarray(block, dtype=self.header.dtype))
         return lz4.block.compress(raw, store_size=False, mode=_LZ4_MODES[self.header.block_type])
 
     def old_block(self, bx: int, by: int, bz: int) -> np.ndarray | None:
@@ -281,6 +282,24 @@ def contiguous_bytes(block: np.ndarray) -> memoryview:
             )
             return memoryview(np.ascontiguousarray(rows.view(np.dtype((np.void, row_bytes))))).cast("B")
     return memoryview(np.ascontiguousarray(block)).cast("B")
+
+
+def split_blocks(data: np.ndarray, n: int) -> np.ndarray | None:
+    """A (z, y, x, c) array whose sides are multiples of ``n``, as contiguous blocks:
+    shape (z/n, y/n, x/n) of ``n^3 * c * itemsize``-byte items, each one block's C-order
+    bytes. One gather for all blocks (rows copied as single items); None when the x
+    rows are not contiguous in ``data``."""
+    z, y, x, c = data.shape
+    if any(side % n for side in (z, y, x)) or not data.size or not data[0, 0].flags.c_contiguous:
+        return None
+    item = data.itemsize
+    row = n * c * item
+    sz, sy = data.strides[0], data.strides[1]
+    rows = np.lib.stride_tricks.as_strided(
+        data, shape=(z // n, y // n, x // n, n, n, n * c), strides=(n * sz, n * sy, row, sz, sy, item)
+    )
+    blocks = np.ascontiguousarray(rows.view(np.dtype((np.void, row))))
+    return blocks.reshape(z // n, y // n, x // n, n * n).view(np.dtype((np.void, n * n * row)))[..., 0]
 
 
 def _map_compressed(path: Path, header: WKWHeader) -> tuple[mmap.mmap, np.ndarray, int]:

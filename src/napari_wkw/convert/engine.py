@@ -245,7 +245,7 @@ def _claim(staging: Path, fresh: dict) -> dict:
         if owner.get("pid") != pid and (owner.get("host") != host or process_alive(int(owner.get("pid", 0)))):
             raise WKWError(
                 f"{staging}: another napari-wkw run (pid {owner.get('pid')} on {owner.get('host')}) is converting "
-                "this layer; wait for it to end or stop it"
+                "this layer; wait for it to end or stop it (if there is no such run, delete this folder)"
             )
         if old.get("job") != fresh["job"]:
             warnings.warn(

@@ -1,4 +1,4 @@
-"""The ``napari-wkw`` command line: thin over ``napari_wkw.ops`` (and, later, conversions)."""
+"""The ``napari-wkw`` command line: thin over ``napari_wkw.convert`` and ``napari_wkw.ops``."""
 
 from .app import main
 

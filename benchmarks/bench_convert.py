@@ -201,6 +201,23 @@ def ours_command(source: Path, target: Path, jobs: int, extra: list[str]) -> lis
     ]
 
 
+def code_state() -> str:
+    """Commit and uncommitted source files of ours: the lead edits while this runs, so say what was measured."""
+    repo = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--", "src"], capture_output=True, text=True
+    ).stdout.split("\n")
+    changed = [line[3:] for line in dirty if line.strip()]
+    return f"{head.stdout.strip()}" + (f" + uncommitted {', '.join(changed)}" if changed else "")
+
+
+def source_stamp() -> float:
+    """Newest modification time under src/: a change during the run makes its numbers mixed."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    return max(path.stat().st_mtime for path in src.rglob("*.py"))
+
+
 def ours_available() -> str | None:
     if not OURS.exists():
         return f"{OURS} is missing"
@@ -502,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
         tools[label] = lambda src, dst, extra=extra: ours_command(src, dst, args.jobs, extra)
 
     print(f"reference: webknossos {reference_version(ref_venv)} ({ref_cli})")
-    print(f"ours:      {OURS}")
+    print(f"ours:      {OURS} at {code_state()}")
+    stamp = source_stamp()
     print(
         f"machine:   {os.cpu_count()} cores, jobs {args.jobs}, repeats {args.repeats}, depths {depths}, "
         f"format {fmt}, load average {os.getloadavg()[0]:.2f} (other work on the machine makes runs noisy)"
@@ -651,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== correctness (untimed, first run of each) ==")
     for line in checks:
         print(line)
+    if source_stamp() != stamp:
+        print(f"\nWARNING: our source changed during the run (now {code_state()}): numbers mix versions; run again")
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}; logs: {workdir / 'logs'}")
     return 0
 

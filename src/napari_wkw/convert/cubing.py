@@ -102,6 +102,7 @@ def cube_unit(unit: CubeUnit) -> int | float | None:
                 part = tile.intersection(sink.box)
                 if not part.is_empty:
                     sink.put(part, data[part.zyx_slices(tile.topleft)], unit.threads)
+            del data  # before the next slab is read: one slab in memory, not two
         for sink in sinks:
             check_cancelled()
             sink.commit()

@@ -1,8 +1,11 @@
 """Image stack -> complete compressed WKW dataset, as ratios against the reference CLI in the same run.
 
     python benchmarks/bench_convert.py [--depth 64 --depth 128] [--repeats 3] [--format tif|tif-lzw|png|jpg]
-        [--workdir /tmp/napari-wkw-bench] [--ref-venv DIR] [--ours-args "--distribution-strategy processes"]
-        [--reference-only] [--ours-only] [--no-floor] [--profile-ours]
+        [--workdir /tmp/napari-wkw-bench] [--ref-venv DIR] [--ours-args="--distribution-strategy processes"]
+        [--reference-only] [--ours-only] [--no-floor] [--profile-ours] [--quiet-below 0.15] [--patience 120]
+
+``--ours-args`` may be given several times, one variant of ours each (``--ours-args=`` is the
+plain command; ``--ours-args=--no-pyramid`` times cubing alone, ``--ours-args="--jobs 1"`` one job).
 
 Requirement checked: cubing a real-looking uint8 stack of 2048 x 2048 slices into the
 complete compressed dataset with mags up to 32-32-16, 2 jobs on a 2-core machine,
@@ -22,14 +25,18 @@ Both tools build the same dataset from it, 2 jobs each: layer ``color``, voxel s
 all compressed (the reference writes LZ4HC, ours LZ4). The reference downsamples by
 itself (``--downsample`` is its default), so one command each is timed. Runs are
 interleaved (reference, ours, reference, ...) after warming the page cache with one
-read of the slices; each starts with no target (removed, then ``sync``, untimed).
-Measured with ``bench_ops.run``: wall, peak RSS and RssAnon of the process tree, CPU.
+read of the slices; each starts with no target (removed, then ``sync``, untimed) and
+once the machine is quiet (under ``--quiet-below`` cores busy over a second: others run
+tests meanwhile). Measured with ``bench_ops.run``: wall, peak RSS and RssAnon of the
+process tree, CPU, and the cores the rest of the machine used during the run (``others``).
+The commit measured is printed, and a warning if our source changed during the run.
 
 The floor, measured in this process, one core: read every slice (tifffile; Pillow for
 the other formats), LZ4-encode mag 1 in 32^3 blocks (and, listed apart, the coarser
 mags' blocks), write mag 1's encoded bytes to files, and the median downsampling
-arithmetic (``downsample_data``) for every mag. Their sum against our wall tells how
-much is left above the work itself. ``--profile-ours`` runs our convert once more under
+arithmetic (``downsample_data``) for every mag; best per part of two runs up front and one
+per repeat (the VM's speed drifts). Their sum against our wall tells how much is left
+above the work itself. ``--profile-ours`` runs our convert once more under
 cProfile with every thread profiled (threads strategy) and prints the top entries.
 
 Correctness, once per depth, untimed, on the first run of each tool: mag 1 equals the
@@ -551,15 +558,17 @@ def main(argv: list[str] | None = None) -> int:
         files = slice_files(source)
         warm(source)
         if not args.no_floor:
-            # best of three, each part on its own: the least disturbed by other work on the machine
-            runs = []
-            for _ in range(3):
+            # the machine's speed drifts (a shared VM): measured twice here and once more per repeat,
+            # best of all per part, the least disturbed by other work
+            floor_runs = []
+            for _ in range(2):
                 wait_for_quiet(*quiet)
-                runs.append(floor(files, fmt, workdir / "floor"))
-            floors[depth] = {part: min(r[part] for r in runs) for part in runs[0]}
-            print(f"  depth {depth:4d} floor parts: " + ", ".join(f"{k} {v:.2f} s" for k, v in floors[depth].items()))
+                floor_runs.append(floor(files, fmt, workdir / "floor"))
         kept: dict[str, Path] = {}
         for repeat in range(args.repeats):
+            if not args.no_floor:
+                wait_for_quiet(*quiet)
+                floor_runs.append(floor(files, fmt, workdir / "floor"))
             for label, command in tools.items():
                 slug = label.replace(" ", "").replace("--", "-").replace("/", "-")
                 target = workdir / "runs" / f"convert-{slug}-{fmt}-{depth}"
@@ -582,6 +591,9 @@ def main(argv: list[str] | None = None) -> int:
                     kept[label] = keep
                 else:
                     shutil.rmtree(target, ignore_errors=True)
+        if not args.no_floor:
+            floors[depth] = {part: min(r[part] for r in floor_runs) for part in floor_runs[0]}
+            print(f"  depth {depth:4d} floor parts: " + ", ".join(f"{k} {v:.2f} s" for k, v in floors[depth].items()))
         # correctness, untimed
         if kept:
             shares = mag1_equal_to_input(kept, files)
@@ -648,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"  anon {ratio(median([r.anon for r in b]), median([r.anon for r in a]))}"
                     f"  wall {ratio(median([r.wall for r in b]), median([r.wall for r in a]))}"
                 )
-    print("\n== the floor: the work itself, one core, in process (best of 3 per part) ==")
+    print("\n== the floor: the work itself, one core, in process (best of 2 + one per repeat, per part) ==")
     for label, seconds in startup.items():
         print(f"startup (`convert --help`) {label:10s} {seconds:6.2f} s")
     for depth, parts in floors.items():

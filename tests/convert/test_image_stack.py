@@ -267,7 +267,11 @@ def test_voxel_size_from_ome_and_imagej_metadata(tmp_path):
     )
     imagej = tmp_path / "imagej.tif"
     tifffile.imwrite(
-        imagej, volume, imagej=True, resolution=(1 / 0.004, 1 / 0.005), metadata={"spacing": 0.04, "unit": "um", "axes": "ZYX"}
+        imagej,
+        volume,
+        imagej=True,
+        resolution=(1 / 0.004, 1 / 0.005),
+        metadata={"spacing": 0.04, "unit": "um", "axes": "ZYX"},
     )
     for source, expected in ((ome, [11.0, 12.0, 30.0]), (imagej, [4.0, 5.0, 40.0])):
         out = tmp_path / source.stem
@@ -277,3 +281,12 @@ def test_voxel_size_from_ome_and_imagej_metadata(tmp_path):
         np.testing.assert_array_equal(stored(out), volume)
     run("cube", ome, tmp_path / "given", "--voxel-size", "1,2,3")  # the command line wins
     assert json.loads((tmp_path / "given" / "datasource-properties.json").read_text())["scale"]["factor"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("command", ["convert", "cube", "tile-cube", "convert-knossos", "convert-nifti"])
+def test_every_conversion_names_a_missing_source_in_one_line(tmp_path, command):
+    result = run(command, tmp_path / "nothing", tmp_path / "out", expect=2)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("napari-wkw: error:") and "nothing: no such" in lines[0], (
+        result.output
+    )

@@ -9,7 +9,7 @@ from .convert_commands import conversion_options, layer_category, run_conversion
 
 
 @main.command("convert-knossos")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source", type=click.Path())
 @click.argument("target", type=click.Path(file_okay=False))
 @click.option("--layer-name", "-l", default="color", show_default=True, help="Name of the layer to write.")
 @click.option(

@@ -18,7 +18,7 @@ def _parse_flip_axes(ctx, param, value):
 
 
 @main.command("convert-nifti")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source", type=click.Path())
 @click.argument("target", type=click.Path(file_okay=False))
 @click.option(
     "--layer-name",

@@ -339,6 +339,8 @@ class TiledStackSource(VolumeSource):
 
     def __init__(self, root: str | os.PathLike, pattern: str | None = None) -> None:
         root = Path(root).expanduser().absolute()
+        if not root.exists():
+            raise WKWError(f"{root}: no such folder")
         if not root.is_dir():
             raise WKWError(f"{root}: not a folder of tiles")
         detected = pattern is None

@@ -129,7 +129,9 @@ def test_a_running_conversion_is_not_taken_over(tmp_path):
     record = {"job": {}, "stage": "cubing", "owner": {"pid": os.getppid(), "host": os.uname().nodename}}
     (staging / "conversion.json").write_text(json.dumps(record))
     with pytest.raises(WKWError, match="another napari-wkw run"):
-        convert_layers(tmp_path / "out", [LayerSpec(ArraySource(np.ones((2, 3, 4), np.uint8)), "color")])
+        convert_layers(
+            tmp_path / "out", [LayerSpec(ArraySource(np.ones((2, 3, 4), np.uint8)), "color")], ConversionSettings(VOXEL)
+        )
 
 
 def test_existing_datasets_gain_layers_and_lose_none_without_overwrite(tmp_path):
@@ -164,7 +166,9 @@ def test_a_folder_that_is_not_a_dataset_is_refused(tmp_path):
     (target / "holiday.jpg").write_bytes(b"precious")
     with pytest.raises(TargetExistsError, match="not a WKW dataset"):
         convert_layers(
-            target, [LayerSpec(ArraySource(np.ones((2, 3, 4), np.uint8)), "color")], ConversionSettings(overwrite=True)
+            target,
+            [LayerSpec(ArraySource(np.ones((2, 3, 4), np.uint8)), "color")],
+            ConversionSettings(VOXEL, overwrite=True),
         )
     assert (target / "holiday.jpg").read_bytes() == b"precious"
     assert sorted(p.name for p in target.iterdir()) == ["holiday.jpg"]

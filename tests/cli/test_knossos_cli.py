@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from napari_wkw._reader import napari_get_reader
 from napari_wkw.cli import main
+from tests.convert import test_knossos as source_tests
 from tests.convert.test_knossos import (
-    CONF,
     MAG1_CUBES,
     MAG1_SIZE,
     MAG2_CUBES,
@@ -37,16 +37,7 @@ def properties(dataset):
     return json.loads((dataset / "datasource-properties.json").read_text())
 
 
-@pytest.fixture
-def knossos_root(tmp_path):
-    root = tmp_path / "knossos"
-    root.mkdir()
-    (root / "knossos.conf").write_text(
-        CONF.format(name="exp", bx=300, by=200, bz=140, sx=11.24, sy=11.24, sz=25, mag=1)
-    )
-    write_knossos_tree(root / "mag1", MAG1_CUBES)
-    write_knossos_tree(root / "mag2", MAG2_CUBES, mag=2)
-    return root
+knossos_root = source_tests.knossos_root  # the same tree as the source tests (a fixture)
 
 
 def test_root_to_wkw_with_pyramid(knossos_root, tmp_path):

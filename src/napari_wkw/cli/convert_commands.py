@@ -7,6 +7,7 @@ import functools
 
 import click
 
+from ..convert.specs import image_stack_specs, input_specs
 from ..core.downsample import INTERPOLATIONS
 from ..core.element_class import WKW_DTYPES
 from .app import echo, job_options, main, parse_mag, parse_voxel_size
@@ -93,13 +94,6 @@ def conversion_options(pyramid: bool = True):
         return wrapper
 
     return decorate
-
-
-def layer_category(category: str | None, layer_name: str) -> str:
-    """The category asked for, else guessed from the layer name (seg/label -> segmentation)."""
-    from ..ops.metadata import guess_category
-
-    return category or guess_category(layer_name)
 
 
 def run_conversion(target, specs, settings, jobs, progress) -> None:
@@ -192,49 +186,6 @@ def cube(
     run_conversion(target, specs, settings, jobs, progress)
 
 
-def image_stack_specs(
-    source,
-    layer_name,
-    *,
-    category=None,
-    dtype=None,
-    start_z=0,
-    skip_first=0,
-    pad=False,
-    channel_index=None,
-    sample_index=None,
-    mag=None,
-    prefer=None,
-):
-    """Layer specs for an image stack: one layer, or one per channel (named NAME_0, NAME_1 ...)."""
-    from ..convert.engine import LayerSpec
-    from ..convert.image_stack import open_image_stack
-    from ..core.geometry import Mag
-
-    if channel_index is not None and sample_index is not None:
-        raise click.UsageError("give --channel-index or --sample-index, not both")
-    sources = open_image_stack(
-        source,
-        pad=pad,
-        skip_first=skip_first,
-        channel_index=channel_index,
-        sample_index=sample_index,
-        prefer=prefer,
-    )
-    names = [layer_name] if len(sources) == 1 else [f"{layer_name}_{c}" for c in range(len(sources))]
-    return [
-        LayerSpec(
-            stack,
-            name,
-            layer_category(category, layer_name),
-            dtype,
-            (0, 0, start_z),
-            mag or Mag(1, 1, 1),
-        )
-        for stack, name in zip(sources, names)
-    ]
-
-
 @main.command()
 @click.argument("source", type=click.Path())
 @click.argument("target", type=click.Path(file_okay=False))
@@ -255,21 +206,3 @@ def convert(source, target, layer_name, settings, category, dtype, jobs, progres
     click.echo(f"{source}: detected {INPUT_KINDS[kind]}", err=True)
     specs = input_specs(kind, source, layer_name, category, dtype)
     run_conversion(target, specs, settings, jobs, progress)
-
-
-def input_specs(kind: str, source, layer_name: str | None, category: str | None, dtype):
-    """Layer specs for a detected input with every option at its default."""
-    name = layer_name or ("segmentation" if category == "segmentation" else "color")
-    if kind == "image-stack":
-        return image_stack_specs(source, name, category=category, dtype=dtype)
-    if kind == "tiled-stack":
-        from ..convert.tiles import build_tile_specs
-
-        return build_tile_specs(source, layer_name=name, category=layer_category(category, name), dtype=dtype)
-    if kind == "knossos":
-        from ..convert.knossos import build_knossos_specs
-
-        return build_knossos_specs(source, layer_name=name, category=layer_category(category, name), dtype=dtype)
-    from ..convert.nifti import build_nifti_specs
-
-    return build_nifti_specs(source, layer_name=layer_name, category=category, dtype=dtype)

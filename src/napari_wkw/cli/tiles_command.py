@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..convert.specs import layer_category
 from .app import main
-from .convert_commands import conversion_options, layer_category, run_conversion
+from .convert_commands import conversion_options, run_conversion
 
 
 @main.command("tile-cube")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up a fresh machine (Debian/Ubuntu with Python 3.11): the X/Qt system libraries
-# napari needs plus Xvfb for a virtual display, then a virtual environment in .venv
-# with napari-wkw installed editable with its test extras.
+# napari needs plus Xvfb for a virtual display, Slurm and munge for the single-node
+# Slurm the cluster tests start (tests/jobs/slurm_fixture.py; their daemons are not
+# started here), then a virtual environment in .venv with napari-wkw installed
+# editable with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,7 @@ SYSTEM_PACKAGES=(
   xvfb xauth x11-utils libgl1 libglx-mesa0 libegl1 libopengl0 libdbus-1-3 libfontconfig1
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
   libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xinerama0 libxcb-xinput0 libxrender1 libxi6
+  slurm-wlm munge
 )
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -23,7 +26,7 @@ if command -v apt-get >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 else
-  echo "setup: no apt-get here; make sure Xvfb and the Qt xcb libraries are installed" >&2
+  echo "setup: no apt-get here; make sure Xvfb, the Qt xcb libraries, Slurm and munge are installed" >&2
 fi
 
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"

@@ -1,0 +1,48 @@
+"""Wizards that change a dataset in place, run in a real viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_wkw._widgets.dataset_wizards import DownsampleWizard
+from napari_wkw.core import Dataset
+from napari_wkw.core.geometry import Mag
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_downsample_builds_the_pyramid_and_opens_it(make_napari_viewer, run_wizard, mag1_dataset, notifications):
+    path, image, labels = mag1_dataset
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-wkw")
+    wizard = DownsampleWizard(viewer)
+    assert wizard.choice.path == path  # the selected layer's dataset
+    assert wizard.choice.layer.choices == ("(all layers)", "color", "segmentation")
+    wizard.max_mag.value = "4-4-2"
+    run_wizard(wizard)
+
+    dataset = Dataset.open(path)
+    for name, voxels in (("color", image), ("segmentation", labels)):
+        layer = dataset.layers[name]
+        assert list(layer.mags) == [Mag(1, 1, 1), Mag(2, 2, 1), Mag(4, 4, 2)]
+        coarse = layer.mags[Mag(2, 2, 1)].read(layer.bounding_box.in_mag(Mag(2, 2, 1)))
+        assert coarse.shape == (40, 96, 112)
+        if name == "segmentation":  # mode of 2 x 2 labels that are mostly equal
+            np.testing.assert_array_equal(coarse[:, :1, :1], voxels[:, :1, :1])
+    # the layers opened from the dataset were replaced by the new pyramid
+    assert len(viewer.layers) == 2
+    assert all(layer.multiscale and len(layer.data) == 3 for layer in viewer.layers)
+    assert any("downsampled em" in message for _, message in notifications)
+    assert "downsampled em" in wizard.status.value
+
+
+def test_downsample_form_says_what_is_wrong_before_run(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    wizard = DownsampleWizard(viewer)
+    assert not wizard.validate() and not wizard.run_button.enabled
+    assert "choose the dataset" in wizard.all_problems()[0]
+    wizard.choice.dataset.value = tmp_path
+    assert "is not a WKW dataset" in wizard.all_problems()[0]
+    wizard.max_mag.value = "two"
+    assert any("up to mag must be like 2 or 2-2-1" in p for p in wizard.all_problems())

@@ -56,14 +56,14 @@ class DownsampleWizard(Wizard):
         from ..ops.downsample import downsample
 
         path, layer_name, jobs = self.choice.path, self.choice.layer_name, self.jobs()
-        options = dict(
-            layer_name=layer_name,
-            from_mag=parse_mag_text(self.from_mag.value),
-            max_mag=parse_mag_text(self.max_mag.value),
-            interpolation=None if self.interpolation.value == DEFAULT else self.interpolation.value,
-            sampling_mode=self.sampling_mode.value,
-            compress=self.compress.value,
-        )
+        options = {
+            "layer_name": layer_name,
+            "from_mag": parse_mag_text(self.from_mag.value),
+            "max_mag": parse_mag_text(self.max_mag.value),
+            "interpolation": None if self.interpolation.value == DEFAULT else self.interpolation.value,
+            "sampling_mode": self.sampling_mode.value,
+            "compress": self.compress.value,
+        }
         self._path = path
 
         def run(progress, cancel):
@@ -73,5 +73,7 @@ class DownsampleWizard(Wizard):
 
     def succeeded(self, built) -> str:
         open_result(self.viewer, self._path)
-        parts = [f"{layer}: {', '.join(m.folder_name() for m in mags) or 'nothing new'}" for layer, mags in built.items()]
+        parts = [
+            f"{layer}: {', '.join(m.folder_name() for m in mags) or 'nothing new'}" for layer, mags in built.items()
+        ]
         return f"downsampled {self._path.name} ({'; '.join(parts)})"

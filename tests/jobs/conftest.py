@@ -20,9 +20,13 @@ def slurm_cluster(tmp_path_factory) -> SlurmInstance:
     try:
         instance = slurm.start()
     except SlurmUnavailable as error:
+        reason = str(error)
+    else:
+        reason = None
+    if reason is not None:
         if os.environ.get("NAPARI_WKW_REQUIRE_SLURM"):
-            pytest.fail(f"Slurm required (NAPARI_WKW_REQUIRE_SLURM) but unavailable: {error}", pytrace=False)
-        pytest.skip(f"no Slurm here: {error}")
+            pytest.fail(f"Slurm required (NAPARI_WKW_REQUIRE_SLURM) but unavailable: {reason}", pytrace=False)
+        pytest.skip(f"no Slurm here: {reason}")
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("SLURM_CONF", str(instance.conf))

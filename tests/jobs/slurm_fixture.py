@@ -8,6 +8,7 @@ neither needs nor disturbs a Slurm or munged already running on the machine, and
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -56,6 +57,12 @@ def memory_mb() -> int:
     raise SlurmUnavailable("no MemTotal in /proc/meminfo")
 
 
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies (a killed pytest leaves no daemons)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()[-lines:]
@@ -80,6 +87,7 @@ class LocalSlurm:
         for name in DAEMONS + CLIENTS:
             if shutil.which(name, path=SEARCH_PATH) is None:
                 raise SlurmUnavailable(f"{name} not installed: run scripts/setup.sh (apt packages slurm-wlm, munge)")
+        kill_orphaned_jobs()
         try:
             self._start()
         except BaseException:
@@ -150,6 +158,7 @@ class LocalSlurm:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in pytest does not hit the daemons before teardown
+            preexec_fn=die_with_parent,
         )
         out.close()
 
@@ -197,24 +206,65 @@ class LocalSlurm:
             self.socket_dir = None
 
     def _kill_strays(self) -> None:
-        """Kill job processes (slurmstepd, job scripts) that still carry this instance's SLURM_CONF."""
-        if self.instance is None:
-            return
-        marker = f"SLURM_CONF={self.instance.conf}".encode() + b"\0"
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == os.getpid():
-                continue
-            try:
-                environ = (proc / "environ").read_bytes() + b"\0"
-            except OSError:
-                continue
-            if b"\0" + marker in b"\0" + environ:
+        """Kill job processes (slurmstepd and what it started) left behind by this instance."""
+        if self.instance is not None:
+            for pid in job_processes().get(str(self.instance.conf), []):
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(proc.name), signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
 
 
-SLURM_CONF = """\
-# Written by tests/jobs/slurm_fixture.py: one node, everything below {root}
+def processes() -> dict[int, tuple[int, str, str | None]]:
+    """pid -> (parent pid, command name, SLURM_CONF in its environment) for every readable process."""
+    table = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        conf = next((e[len(b"SLURM_CONF=") :].decode() for e in environ if e.startswith(b"SLURM_CONF=")), None)
+        table[int(proc.name)] = (ppid, comm, conf)
+    return table
+
+
+def job_processes() -> dict[str, list[int]]:
+    """SLURM_CONF -> pids of processes that are a slurmstepd or below one (never the test process's own children)."""
+    table = processes()
+    jobs: dict[str, list[int]] = {}
+    for pid, (_, _, conf) in table.items():
+        ancestor, seen = pid, set()
+        while conf and ancestor in table and ancestor not in seen:
+            seen.add(ancestor)
+            if table[ancestor][1] == "slurmstepd":
+                jobs.setdefault(conf, []).append(pid)
+                break
+            ancestor = table[ancestor][0]
+    return jobs
+
+
+def kill_orphaned_jobs() -> None:
+    """Kill job processes of earlier fixture instances whose daemons are gone (a killed test run)."""
+    table = processes()
+    alive = {conf for _, comm, conf in table.values() if comm in ("slurmctld", "slurmd", "munged")}
+    for conf, pids in job_processes().items():
+        try:
+            ours = Path(conf).read_text().startswith(HEADER)
+        except OSError:
+            continue
+        if ours and conf not in alive:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+HEADER = "# Written by tests/jobs/slurm_fixture.py"
+SLURM_CONF = (
+    HEADER
+    + """: one node, everything below {root}
 ClusterName=napariwkw
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
@@ -246,6 +296,8 @@ JobCompLoc={root}/log/jobcomp.txt
 MinJobAge=600
 KillWait=5
 InactiveLimit=0
+MailProg=/bin/true
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
+)

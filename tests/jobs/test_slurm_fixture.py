@@ -57,7 +57,7 @@ def test_dask_jobqueue_worker_runs_as_a_slurm_job(slurm_cluster):
             python=sys.executable,
             walltime="00:10:00",
             log_directory=str(slurm_cluster.log_dir),
-            scheduler_options={"host": "127.0.0.1"},
+            scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
             worker_extra_args=["--host", "127.0.0.1"],
         ) as cluster,
         Client(cluster) as client,

@@ -134,6 +134,45 @@ def test_first_differing_file_box_and_count_over_many_files(tmp_path):
     assert "3 voxel(s) differ in 2 of" in difference.message
 
 
+
+@pytest.mark.parametrize("small_blocks", [False, True], ids=["32-blocks", "8-blocks"])
+def test_differing_blocks_are_listed_once_each(tmp_path, small_blocks):
+    """Every differing block, each once, on the block grid of the compared mag (here
+    against a brute-force mask of the two copies read with bare libwkw)."""
+    data = make_array("uint16")
+    write = save_small_files if small_blocks else (lambda p, k, d: save(p, k, d, pyramid=False))
+    a = write(tmp_path / "a", "uint16", data)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    x0, y0, z0 = OFFSET
+    flipped = [
+        (x0, y0, z0),  # the box's corner
+        (x0 + 1, y0, z0),  # the same block again
+        (x0 + 69, y0 + 44, z0 + 36),  # the far corner
+        (x0 + 30, y0 + 20, z0 + 20),
+        (32, 32, 32),  # the first voxel of a block
+        (31, 31, 31),  # the last voxel of the block before
+    ]
+    for voxel in flipped:
+        flip_voxel(b / "uint16" / "1", voxel)
+
+    [difference] = voxel_differences(check_equality(a, b, jobs=JobSettings("threads", 3)))
+    block_len = 8 if small_blocks else 32
+    assert difference.block_len == block_len
+    assert difference.blocks.dtype.kind == "i" and difference.blocks.shape[1] == 3
+
+    size = (data.shape[2], data.shape[1], data.shape[0])
+    with wkw.Dataset.open(str(a / "uint16" / "1")) as ra, wkw.Dataset.open(str(b / "uint16" / "1")) as rb:
+        mask = ra.read(OFFSET, size)[0] != rb.read(OFFSET, size)[0]  # (x, y, z)
+    expected = np.unique((np.argwhere(mask) + OFFSET) // block_len, axis=0)
+    assert len(expected) == len({tuple(v // block_len for v in voxel) for voxel in flipped})
+    got = difference.blocks
+    assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, expected.tolist()))
+    assert [tuple(r) for r in got[:, ::-1].tolist()] == sorted(tuple(r) for r in got[:, ::-1].tolist())  # z, y, x
+    # the report itself is as it was: blocks are not part of what makes two reports equal
+    assert difference == type(difference)(**{**difference.__dict__, "blocks": None})
+
+
 def test_difference_in_a_coarser_mag_is_reported_in_that_mags_voxels(tmp_path):
     data = make_array("uint8")
     a = save(tmp_path / "a", "uint8", data)

@@ -9,7 +9,9 @@ zeros, so a missing file equals a file of zeros.
 
 Every comparable mag is compared in full, so the report can say how many voxels and
 file boxes differ, and names the first differing file box (in unit order: x fastest,
-then y, then z), tightened to the extent of the differing voxels inside it.
+then y, then z), tightened to the extent of the differing voxels inside it. It also
+lists every differing WKW block (an (n, 3) array of block coordinates, found by
+reducing each tile's mask block by block), so a viewer can mark where to look.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from ..core.progress import CancelToken, ProgressCallback, check_cancelled
 from ..jobs.runner import JobSettings, Runner
 from .common import open_dataset
 
+#: block coordinates (WKW coordinates are 32-bit, so block indices fit)
+BLOCK_DTYPE = np.int32
 #: kinds of differences, in the order a report lists them for one layer
 KINDS = ("voxel size", "missing layer", "category", "element class", "bounding box", "missing mag", "voxels")
 
@@ -37,6 +41,9 @@ class Difference:
 
     ``box`` is in ``mag``'s voxels (x/y/z): for ``voxels``, the first differing file
     box tightened to the differing voxels in it; for ``bounding box``, None.
+    ``blocks`` (kind ``voxels``): the differing blocks of ``block_len``^3 voxels of
+    ``mag`` as an (n, 3) int array of block coordinates (x, y, z; block ``b`` holds the
+    mag's voxels ``b * block_len`` up to ``(b + 1) * block_len``), sorted z, y, x.
     """
 
     layer: str | None
@@ -45,6 +52,8 @@ class Difference:
     message: str
     box: BoundingBox | None = None
     voxels: int = 0  # differing voxels (kind ``voxels``)
+    blocks: np.ndarray | None = field(default=None, compare=False, repr=False)
+    block_len: int = 0
 
 
 @dataclass
@@ -96,14 +105,17 @@ class CompareUnit:
     b: str  # mag folder of the second dataset
     box: BoundingBox  # this mag's voxels
     tile: Vec3  # read this much at a time (x, y, z)
+    block_len: int = 32  # differing blocks are reported on this grid
 
 
-def compare_unit(unit: CompareUnit) -> tuple[BoundingBox | None, int]:
-    """The extent of the differing voxels in ``unit.box`` (None if all equal) and their count."""
+def compare_unit(unit: CompareUnit) -> tuple[BoundingBox | None, int, np.ndarray]:
+    """The extent of the differing voxels in ``unit.box`` (None if all equal), their count
+    and the differing blocks (an (n, 3) array of x, y, z block coordinates)."""
     view_a = MagView.at(Path(unit.a))
     view_b = MagView.at(Path(unit.b))
     extent: BoundingBox | None = None
     count = 0
+    blocks = []
     for tile in unit.box.chunks(unit.tile):
         check_cancelled()
         mask = differing(view_a.read(tile), view_b.read(tile))
@@ -113,7 +125,8 @@ def compare_unit(unit: CompareUnit) -> tuple[BoundingBox | None, int]:
         count += n
         found = _mask_extent(mask, tile.topleft)
         extent = found if extent is None else extent.union(found)
-    return extent, count
+        blocks.append(mask_blocks(mask, tile.topleft, unit.block_len))
+    return extent, count, _unique_blocks(blocks)
 
 
 def differing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -124,6 +137,27 @@ def differing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if mask.ndim == 4:
         mask = mask.any(axis=3)
     return mask
+
+
+def mask_blocks(mask: np.ndarray, origin: Vec3, block_len: int) -> np.ndarray:
+    """The blocks (x, y, z block coordinates, absolute) that hold a True of a (z, y, x) mask
+    whose voxel 0 sits at ``origin``: one OR per block along each axis, no per-voxel list."""
+    reduced = mask
+    for axis, start in zip((2, 1, 0), origin):  # x, y, z
+        n = mask.shape[axis]
+        first = -start % block_len  # where the second block starts in this tile
+        cuts = np.arange(first if first else block_len, n, block_len)
+        reduced = np.logical_or.reduceat(reduced, np.concatenate([[0], cuts]).astype(np.intp), axis=axis)
+    corner = np.array([o // block_len for o in origin])
+    return (np.argwhere(reduced)[:, ::-1] + corner).astype(BLOCK_DTYPE)
+
+
+def _unique_blocks(parts: list[np.ndarray]) -> np.ndarray:
+    """Blocks of several tiles, each once, sorted z, y, x."""
+    if not parts:
+        return np.zeros((0, 3), BLOCK_DTYPE)
+    blocks = np.unique(np.concatenate(parts), axis=0)
+    return blocks[np.lexsort(blocks.T)]
 
 
 def _mask_extent(mask: np.ndarray, origin: Vec3) -> BoundingBox:
@@ -260,22 +294,27 @@ def _compare_mag(layer_a: Layer, view_a: MagView, view_b: MagView, runner: Runne
     box = layer_a.bounding_box.union(view_b.layer.bounding_box).in_mag(current)
     step = max(view_a.header.file_size, view_b.header.file_size)
     xy = min(512, step)
-    tile = (xy, xy, max(view_a.header.block_len, view_b.header.block_len))
-    units = [CompareUnit(str(view_a.path), str(view_b.path), file_box, tile) for file_box in box.chunks((step,) * 3)]
+    block_len = max(view_a.header.block_len, view_b.header.block_len)  # a multiple of the other
+    tile = (xy, xy, block_len)
+    units = [
+        CompareUnit(str(view_a.path), str(view_b.path), file_box, tile, block_len)
+        for file_box in box.chunks((step,) * 3)
+    ]
     label = f"comparing {layer_a.name} mag {current.folder_name()}"
     results = runner.map(compare_unit, units, label)
-    differing_units = [(extent, count) for extent, count in results if extent is not None]
+    differing_units = [(extent, count, blocks) for extent, count, blocks in results if extent is not None]
     if not differing_units:
         return None
-    first, _ = differing_units[0]
-    total = sum(count for _, count in differing_units)
+    first = differing_units[0][0]
+    total = sum(count for _, count, _ in differing_units)
+    blocks = _unique_blocks([blocks for _, _, blocks in differing_units])
     message = (
         f"{total} voxel(s) differ in {len(differing_units)} of {len(units)} file box(es); "
         f"first in box {format_box(first)} (x,y,z,w,h,d in mag {current.folder_name()} voxels"
     )
     if current != Mag(1, 1, 1):
         message += f"; {format_box(first.from_mag(current))} in mag-1 voxels"
-    return Difference(layer_a.name, current, "voxels", message + ")", first, total)
+    return Difference(layer_a.name, current, "voxels", message + ")", first, total, blocks, block_len)
 
 
 __all__ = [
@@ -286,4 +325,5 @@ __all__ = [
     "compare_unit",
     "differing",
     "format_box",
+    "mask_blocks",
 ]

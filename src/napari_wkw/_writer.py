@@ -13,8 +13,13 @@ from .core.save import ArrayLayer, save_dataset
 
 def write_layers(path: str, layer_data: list[tuple]) -> list[str]:
     """Save every (data, meta, layer_type) as one WKW layer; returns the dataset path."""
-    layers = [_array_layer(data, meta, layer_type) for data, meta, layer_type in layer_data]
-    return [str(save_dataset(path, _unique_names(layers)))]
+    return [str(save_dataset(path, array_layers(layer_data)))]
+
+
+def array_layers(layer_data: list[tuple]) -> list[ArrayLayer]:
+    """napari's (data, meta, layer_type) tuples as layers to save, with unique folder-safe
+    names (shared by this writer and the Save as WKW wizard)."""
+    return _unique_names([_array_layer(data, meta, layer_type) for data, meta, layer_type in layer_data])
 
 
 def _array_layer(data, meta: dict, layer_type: str) -> ArrayLayer:
@@ -87,4 +92,4 @@ def _unique_names(layers: list[ArrayLayer]) -> list[ArrayLayer]:
     return layers
 
 
-__all__ = ["write_layers"]
+__all__ = ["array_layers", "write_layers"]

@@ -107,7 +107,7 @@ class LocalSlurm:
         munge_socket = self.socket_dir / "munge.socket"
 
         hostname = socket.gethostname().split(".")[0]
-        cpus = os.cpu_count() or 1
+        cpus = len(os.sched_getaffinity(0))  # the cores we may use (slurmd drains a node claiming more)
         total_mb = memory_mb()
         mem_mb = total_mb - max(512, total_mb // 10)  # slurmd drains a node that claims more than it has
         conf = root / "slurm.conf"

@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     viewer = napari.Viewer(title="napari-wkw demo")
     viewer.open(str(target), plugin="napari-wkw")
+    # what the dataset holds, beside it; every other wizard is in the Plugins menu
+    viewer.window.add_plugin_dock_widget("napari-wkw", "Dataset info")
     napari.run()
     return 0
 

@@ -51,21 +51,21 @@ class Group(click.Group):
 @contextlib.contextmanager
 def _warnings_as_lines():
     """Show the core's warnings as one ``napari-wkw: warning: ...`` line each on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", WKWWarning)
-        try:
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", WKWWarning)
             yield
-        finally:
-            seen = set()
-            for warning in caught:
-                message = str(warning.message)
-                if issubclass(warning.category, WKWWarning) and message not in seen:
-                    seen.add(message)
-                    click.echo(f"napari-wkw: warning: {message}", err=True)
-                elif not issubclass(warning.category, WKWWarning):
-                    warnings.showwarning(
-                        warning.message, warning.category, warning.filename, warning.lineno
-                    )
+    finally:
+        # shown after the recording ends: inside it, showwarning appends to ``caught``,
+        # and a foreign warning (e.g. from a dask cluster) made this loop endless
+        seen = set()
+        for warning in caught:
+            message = str(warning.message)
+            if issubclass(warning.category, WKWWarning) and message not in seen:
+                seen.add(message)
+                click.echo(f"napari-wkw: warning: {message}", err=True)
+            elif not issubclass(warning.category, WKWWarning):
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _os_message(error: OSError) -> str:

@@ -74,9 +74,15 @@ def test_bad_settings_are_refused():
         JobSettings("threads", jobs=0)
 
 
-def test_cluster_strategies_say_they_are_not_available_yet():
-    with Runner(JobSettings("dask", jobs=2)) as runner, pytest.raises(WKWError, match="not available yet"):
-        runner.map(square, [1], "x")
+def test_cluster_options_only_with_their_strategy():
+    with pytest.raises(WKWError, match="use it with --distribution-strategy dask"):
+        JobSettings("threads", scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(WKWError, match="use them with --distribution-strategy slurm"):
+        JobSettings("dask", job_resources={"cores": 1})
+    with pytest.raises(WKWError, match="unknown keys 'gpu', 'nodes'; known: cores, mem"):
+        JobSettings("slurm", job_resources={"cores": 1, "nodes": 2, "gpu": 1})
+    with pytest.raises(WKWError, match="cores must be a whole number"):
+        JobSettings("slurm", job_resources={"cores": "2"})
 
 
 def test_at_most_jobs_units_run_at_once():

@@ -158,8 +158,20 @@ def job_options(function):
         show_default=True,
         help="How work units run.",
     )
-    @click.option("--scheduler", default=None, metavar="ADDRESS", help="dask scheduler address (strategy dask).")
-    @click.option("--job-resources", default=None, callback=parse_json, metavar="JSON", help="SLURM job resources.")
+    @click.option(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Running dask scheduler, tcp://HOST:PORT (strategy dask) [default: start a local cluster of --jobs].",
+    )
+    @click.option(
+        "--job-resources",
+        default=None,
+        callback=parse_json,
+        metavar="JSON",
+        help='Slurm worker jobs (strategy slurm; --jobs of them), e.g. \'{"cores": 2, "mem": "4G", '
+        '"walltime": "01:00:00", "queue": "q", "job_extra": [], "log_directory": "logs"}\'. See docs/cluster.md.',
+    )
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     @functools.wraps(function)
     def wrapper(*args, jobs, distribution_strategy, scheduler, job_resources, quiet, **kwargs):
@@ -167,6 +179,10 @@ def job_options(function):
             settings = JobSettings(distribution_strategy, jobs or default_jobs(), scheduler, job_resources)
         except WKWError as error:
             raise click.UsageError(str(error)) from None
+        if settings.strategy == "slurm":
+            from ..jobs.cluster import slurm_log_directory
+
+            click.echo(f"napari-wkw: Slurm worker logs go to {slurm_log_directory(job_resources)}", err=True)
         with ProgressBar(enabled=not quiet) as progress:
             return function(*args, jobs=settings, progress=progress, **kwargs)
 

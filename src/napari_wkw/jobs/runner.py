@@ -2,8 +2,8 @@
 
 A unit is a small picklable value (paths, boxes, parameters; never big arrays) and
 the function applied to it is a module-level function, so the same units run in this
-thread, in a thread pool, in worker processes, or (later) on a dask cluster or SLURM,
-all of which are ``concurrent.futures.Executor``-shaped. Units that write data own
+thread, in a thread pool, in worker processes, or on a dask cluster or Slurm
+(``cluster.py``), all of which are ``concurrent.futures.Executor``-shaped. Units that write data own
 whole WKW files, so no two of them ever write the same file.
 
 The runner keeps at most ``2 x jobs`` units in flight (memory is bounded by the unit
@@ -17,17 +17,21 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import pickle
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import WKWError
+from ..core.errors import WKWError, WKWWarning
 from ..core.progress import CancelToken, ProgressCallback, cancel_scope, no_progress
 
 STRATEGIES = ("sequential", "threads", "processes", "dask", "slurm")
 #: seconds between cancel checks while units run
 _POLL = 0.1
+#: pickled bytes above which a unit sent to a cluster is said to carry data, not paths
+BIG_UNIT = 2**20
 
 
 def default_jobs() -> int:
@@ -52,11 +56,23 @@ class JobSettings:
             raise WKWError(f"distribution strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if int(self.jobs) < 1:
             raise WKWError(f"--jobs must be at least 1, not {self.jobs}")
+        if self.scheduler and self.strategy != "dask":
+            raise WKWError("--scheduler is the address of a dask scheduler: use it with --distribution-strategy dask")
+        if self.job_resources is not None:
+            if self.strategy != "slurm":
+                raise WKWError("--job-resources are for Slurm worker jobs: use them with --distribution-strategy slurm")
+            from .cluster import slurm_options
+
+            slurm_options(self.job_resources)  # unknown keys and wrong types fail here, before any work
 
     @property
     def workers(self) -> int:
-        """Units that run at the same time."""
-        return 1 if self.strategy == "sequential" else int(self.jobs)
+        """Units that run at the same time (for a running scheduler: what the runner finds there)."""
+        if self.strategy == "sequential":
+            return 1
+        if self.strategy == "slurm":
+            return int(self.jobs) * int((self.job_resources or {}).get("cores", 1))
+        return int(self.jobs)
 
 
 class _InlineExecutor(cf.Executor):
@@ -72,7 +88,7 @@ class _InlineExecutor(cf.Executor):
 
 
 def make_executor(settings: JobSettings) -> cf.Executor:
-    """The executor for a strategy; the seam where dask and SLURM plug in."""
+    """The executor for a strategy (dask and Slurm ones come from ``cluster.py``)."""
     if settings.strategy == "sequential":
         return _InlineExecutor()
     if settings.strategy == "threads":
@@ -80,10 +96,23 @@ def make_executor(settings: JobSettings) -> cf.Executor:
     if settings.strategy == "processes":
         # spawn, not fork: the parent may run Qt or reader threads that fork would copy mid-lock
         return cf.ProcessPoolExecutor(settings.jobs, mp_context=multiprocessing.get_context("spawn"))
-    raise WKWError(
-        f"distribution strategy {settings.strategy!r} is not available yet; "
-        "use sequential, threads or processes"
-    )
+    from . import cluster
+
+    if settings.strategy == "dask":
+        return cluster.connect(settings.scheduler) if settings.scheduler else cluster.local_cluster(settings.jobs)
+    return cluster.slurm_cluster(settings.jobs, settings.job_resources)
+
+
+def _warn_if_big(unit: Any, label: str) -> None:
+    """Units travel through the scheduler: say so when they carry data instead of paths."""
+    size = len(pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL))
+    if size > BIG_UNIT:
+        warnings.warn(
+            f"{label}: each work unit carries {size / 2**20:.1f} MiB to the workers (data in memory, not "
+            "files); on a cluster, convert from files on the shared filesystem instead",
+            WKWWarning,
+            stacklevel=3,
+        )
 
 
 def _in_cancel_scope(token: CancelToken, function: Callable[[Any], Any], unit: Any) -> Any:
@@ -113,12 +142,20 @@ class Runner:
 
     def close(self) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+            executor, self._executor = self._executor, None
+            executor.shutdown(wait=True, cancel_futures=True)
 
     @property
     def workers(self) -> int:
+        """Units that run at the same time (connects to a given dask scheduler to count them)."""
+        if self.settings.strategy == "dask" and self.settings.scheduler:
+            return self._get_executor().workers or self.settings.workers  # type: ignore[attr-defined]
         return self.settings.workers
+
+    def _get_executor(self) -> cf.Executor:
+        if self._executor is None:
+            self._executor = make_executor(self.settings)
+        return self._executor
 
     def check(self) -> None:
         """Raise CancelledError if the user cancelled."""
@@ -138,11 +175,12 @@ class Runner:
         self.check()
         if not units:
             return []
-        if self._executor is None:
-            self._executor = make_executor(self.settings)
+        executor = self._get_executor()
+        if self.settings.strategy in ("dask", "slurm"):
+            _warn_if_big(units[0], label)
+        window = 2 * self.workers
         results: list[Any] = [None] * total
         pending: dict[cf.Future, int] = {}
-        window = 2 * self.workers
         next_unit = 0
         done = 0
         try:
@@ -154,13 +192,7 @@ class Runner:
                 finished, _ = cf.wait(pending, timeout=_POLL, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
                     index = pending.pop(future)
-                    try:
-                        results[index] = future.result()
-                    except BrokenProcessPool:
-                        raise WKWError(
-                            f"a worker process died while {label} (killed, or out of memory?); "
-                            "files finished so far are complete, run the command again"
-                        ) from None
+                    results[index] = self._result(future, units[index], label, executor)
                     done += 1
                     self.progress(done, total, label)
                 self.check()
@@ -171,6 +203,28 @@ class Runner:
             cf.wait(pending)
             raise
         return results
+
+    @staticmethod
+    def _result(future: cf.Future, unit: Any, label: str, executor: cf.Executor) -> Any:
+        """A finished unit's result, or one clear error for it."""
+        from . import cluster
+
+        try:
+            result = future.result()
+        except BrokenProcessPool:
+            raise WKWError(
+                f"a worker process died while {label} (killed, or out of memory?); "
+                "files finished so far are complete, run the command again"
+            ) from None
+        except WKWError:
+            raise
+        except Exception as error:
+            if isinstance(executor, cluster.ClusterExecutor):
+                raise cluster.failure(error, unit, label, executor) from None
+            raise
+        if isinstance(result, cluster.Refused):
+            raise result.error
+        return result
 
 
 __all__ = ["STRATEGIES", "JobSettings", "Runner", "default_jobs", "make_executor"]

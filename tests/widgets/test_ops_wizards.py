@@ -299,3 +299,28 @@ def test_check_equality_marks_the_differing_blocks(make_napari_viewer, run_wizar
     # running again replaces the marker
     run_wizard(wizard)
     assert len(viewer.layers) == 3
+
+
+def test_a_marker_over_far_apart_blocks_groups_them(monkeypatch, mag1_dataset):
+    """A marker never holds more than MAX_MARKER_BLOCKS pixels: far-apart blocks are grouped
+    (2 x 2 x 2, 4 x 4 x 4, ...) and each still lands on its voxels in world space."""
+    from napari.layers import Labels
+
+    from napari_wkw._widgets import equality_wizard
+    from napari_wkw.core.geometry import Mag
+    from napari_wkw.ops.equality import Difference, EqualityReport
+
+    path, _, _ = mag1_dataset
+    monkeypatch.setattr(equality_wizard, "MAX_MARKER_BLOCKS", 16)
+    blocks = np.array([[0, 0, 0], [100, 3, 1]], np.int32)  # x, y, z: 101 x 4 x 2 blocks apart
+    difference = Difference("color", Mag(2, 2, 1), "voxels", "", None, 2, blocks, 32)
+    [(data, kwargs)] = equality_wizard.difference_markers(EqualityReport(path, path, [difference]))
+    assert kwargs["metadata"]["wkw_block_group"] == 8 and data.shape == (1, 1, 13)
+    assert np.flatnonzero(data).tolist() == [0, 12]
+    marker = Labels(data, **kwargs)
+    for block in blocks:
+        for inside in (0, 31):
+            voxel = (block * 32 + inside) * np.array([2, 2, 1])  # mag-1 voxel x, y, z of a corner of the block
+            world = np.array(VOXEL) * voxel
+            index = np.round(marker.world_to_data(world[::-1])).astype(int)
+            assert data[tuple(index)] == 1

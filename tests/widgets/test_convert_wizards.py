@@ -73,6 +73,10 @@ def test_cubing_takes_input_and_voxel_size_from_the_selected_layer(
     wizard = CubingWizard(viewer)
     assert wizard.input_path == folder
     assert wizard.conversion.voxel_size.value == "11.24, 11.24, 25"
+    wizard.input.value = tmp_path  # another input: the layer's voxel size is not its voxel size
+    assert wizard.conversion.voxel_size.value == ""
+    wizard.input.value = folder
+    assert wizard.conversion.voxel_size.value == "11.24, 11.24, 25"
     assert wizard.layer_name.value == "raw_EM"  # from the folder name
     assert wizard.output_path == tmp_path / "raw EM_wkw"
     assert "detected: an image stack of 12 .png slices" in wizard.note.value
@@ -342,10 +346,9 @@ def test_convert_says_what_it_detected_and_converts(make_napari_viewer, run_wiza
     assert properties(target)["scale"]["factor"] == [1.0, 3.0, 2.0]
     assert viewer.layers[-1].name == "standard (standard_wkw)"
 
-    wizard.input.value = stack  # into the same dataset: another layer
+    wizard.input.value = stack  # into the same dataset: another layer, at the dataset's voxel size
     wizard.output.value = target
-    assert wizard.layer_name.value == "slices"
-    wizard.conversion.voxel_size.value = "1, 3, 2"
+    assert wizard.layer_name.value == "slices" and wizard.conversion.voxel_size.value == "1, 3, 2"
     run_wizard(wizard)
     np.testing.assert_array_equal(bare(target / "slices" / "1", (0, 0, 0), (70, 60, 3)), volume)
     assert [entry["name"] for entry in properties(target)["dataLayers"]] == ["standard", "slices"]

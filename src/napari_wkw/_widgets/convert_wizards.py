@@ -157,6 +157,18 @@ def _output_problem(target: Path | None, names: list[str], overwrite: bool) -> s
     return None
 
 
+def _dataset_voxel_size(target: Path | None) -> tuple[float, float, float] | None:
+    """The voxel size of the WKW dataset at ``target``, if it is one with properties."""
+    from ..core.properties import PROPERTIES_FILE, read_properties
+
+    if target is None or not (target / PROPERTIES_FILE).is_file():
+        return None
+    try:
+        return read_properties(target / PROPERTIES_FILE).voxel_size
+    except (OSError, ValueError, WKWError):
+        return None
+
+
 def _resume_note(target: Path | None, names: list[str]) -> str:
     from ..convert.engine import STAGING_SUFFIX
 
@@ -337,7 +349,9 @@ class ConversionWizard(Wizard):
         self._advanced = [*advanced, *self.conversion.advanced]
         self._auto: dict[int, str] = {}  # id(field) -> the default it was given (replaced while untouched)
         self._inspected: tuple[object, str | None, str] | None = None  # (inspect_key(), problem, note)
+        self._layer_voxel: tuple[str, str] | None = None  # (input, voxel size) of the selected layer
         self.input.changed.connect(self._input_changed)  # before validate(): defaults first
+        self.output.changed.connect(self._default_voxel_size)
         self.more.changed.connect(self._show_advanced)
         super().__init__(
             viewer,
@@ -431,11 +445,22 @@ class ConversionWizard(Wizard):
             self.inspect(Path(source))
         except (WKWError, OSError, ValueError):
             return
-        self.input.line_edit.value = str(source)
         size = layer_voxel_size(layer)
         if size is not None and any(v != 1 for v in size):  # 1,1,1 is napari's "no scale": let the input say
-            self._set_default(self.conversion.voxel_size, format_triple(size))
-            self._voxel_source = str(source)
+            self._layer_voxel = (str(source), format_triple(size))
+        self.input.line_edit.value = str(source)
+
+    def _default_voxel_size(self, *_) -> None:
+        """An existing output dataset's voxel size (new layers must have it), else the selected
+        layer's for the input it shows, else empty: what the input states."""
+        size = _dataset_voxel_size(self.output_path)
+        if size is not None:
+            text = format_triple(size)
+        elif self._layer_voxel is not None and self._layer_voxel[0] == self.input.line_edit.value.strip():
+            text = self._layer_voxel[1]
+        else:
+            text = ""
+        self._set_default(self.conversion.voxel_size, text)
 
     def _input_changed(self, *_) -> None:
         problem, note = self._inspection()
@@ -444,9 +469,7 @@ class ConversionWizard(Wizard):
             base = self.defaults_base(path)
             self._set_default(self.layer_name, name_from_folder(base))
             self._set_default(self.output, str(sibling_output(base)))
-        if getattr(self, "_voxel_source", None) not in (None, self.input.line_edit.value.strip()):
-            self._set_default(self.conversion.voxel_size, "")  # the layer's voxel size belongs to its own input
-            self._voxel_source = None
+        self._default_voxel_size()
         self.input_changed(path if problem is None else None)
         self._show_note()
 

@@ -184,6 +184,8 @@ def test_cubing_cancelled_mid_way_leaves_no_layer_and_resumes(
     assert not (target / "datasource-properties.json").exists()  # nothing claims to be a dataset
     assert not (target / "long").exists()
     assert [child.name for child in target.iterdir()] == [".long.converting"]  # kept for resuming
+    record = json.loads((target / ".long.converting" / "conversion.json").read_text())
+    assert record["stage"] == "cubing"  # cancelled mid-way through the slices
     cancelled = "cubing cancelled; files written so far are complete and nothing half-written was kept"
     assert ("info", cancelled) in notifications and wizard.status.value == cancelled
     assert not any(layer.metadata.get("wkw_dataset") for layer in viewer.layers)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from magicgui.application import use_app
@@ -290,8 +291,9 @@ def _knossos_note(path: Path) -> str:
 
     if not looks_like_knossos(path):
         raise WKWError(f"{path}: no KNOSSOS cubes (no knossos.conf, mag1/ ... folders or x0000/y0000/z0000/ cubes)")
-    conf = _knossos_base(path) / CONF_NAME
-    return "KNOSSOS cubes" + (" with knossos.conf (size and voxel size from it)" if conf.is_file() else "")
+    folder = path.parent if path.is_file() else path
+    conf = any((where / CONF_NAME).is_file() for where in (folder, _knossos_base(folder)))
+    return "KNOSSOS cubes" + (" with knossos.conf (size and voxel size from it)" if conf else "")
 
 
 def _nifti_note(path: Path) -> str:
@@ -333,7 +335,7 @@ class ConversionWizard(Wizard):
     input_tooltip = ""
     allow_glob = False
 
-    def __init__(self, viewer, fields: list[Widget] = (), advanced: list[Widget] = ()) -> None:
+    def __init__(self, viewer, fields: Sequence[Widget] = (), advanced: Sequence[Widget] = ()) -> None:
         self.input = input_edit(
             self.input_label,
             files=self.input_files,

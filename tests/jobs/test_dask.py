@@ -280,3 +280,27 @@ def test_describe_names_boxes_and_files():
     )
     assert describe(unit) == "source /d/color/1; target /d/color/2; inside 0,0,0,9,9,9; box 32,0,0,32,32,32"
     assert describe(("/d/color/1", BoundingBox((1, 2, 3), (4, 5, 6)))) == "/d/color/1; box 1,2,3,4,5,6"
+
+
+def test_relative_paths_reach_workers_running_elsewhere(stack, scheduler, tmp_path, monkeypatch):
+    """The fixture's workers run in the folder pytest started in, not in this one."""
+    monkeypatch.chdir(stack.parent)
+    options = ["--voxel-size", "11.24,11.24,25", "--no-pyramid", "--jobs", "2"]
+    assert (
+        invoke(
+            "convert", stack.name, tmp_path / "seq" / "out", *options, "--distribution-strategy", "sequential"
+        ).exit_code
+        == 0
+    )
+    result = invoke(
+        "convert",
+        stack.name,
+        tmp_path / "dask" / "out",
+        *options,
+        "--distribution-strategy",
+        "dask",
+        "--scheduler",
+        scheduler,
+    )
+    assert result.exit_code == 0, result.output
+    assert_same_tree(tmp_path / "seq", tmp_path / "dask")

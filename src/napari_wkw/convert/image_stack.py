@@ -54,7 +54,7 @@ def natural_key(path: Path) -> list:
 def list_slice_files(source: str | os.PathLike) -> list[Path]:
     """The image files of a folder, a glob pattern or one file, in natural order."""
     text = str(source)
-    path = Path(text).expanduser()
+    path = Path(text).expanduser().absolute()  # workers of a cluster may run in another folder
     if path.is_dir():
         files = [f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
         if not files:
@@ -62,7 +62,7 @@ def list_slice_files(source: str | os.PathLike) -> list[Path]:
     elif path.is_file():
         files = [path]
     elif glob.has_magic(text):
-        files = [Path(f) for f in glob.glob(os.path.expanduser(text)) if Path(f).is_file()]
+        files = [Path(f).absolute() for f in glob.glob(os.path.expanduser(text)) if Path(f).is_file()]
         if not files:
             raise WKWError(f"{text}: no file matches this pattern")
     else:

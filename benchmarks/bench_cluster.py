@@ -13,8 +13,8 @@ subprocess; only the job options differ:
 * ``dask-1``, ``dask-2``: ``--distribution-strategy dask --jobs N``: the command starts its
   own LocalCluster of N worker processes (startup and shutdown included);
 * ``dask-1@running``, ``dask-2@running``: ``--scheduler`` of a LocalCluster of N workers
-  this script started beforehand (startup excluded; the workers are not in the measured
-  process tree, so their memory and CPU are not in those columns).
+  this script started just before the run (startup excluded; the workers are not in the
+  measured process tree: their CPU shows as "others used", their memory nowhere).
 
 Input (shared with ``bench_ops.py`` and ``bench_convert.py``, written once per depth
 under WORKDIR): DEPTH slices of 2048 x 2048 uint8, the 2 x 2 mosaic of the four real EM
@@ -32,11 +32,13 @@ sequential run, byte for byte. Medians of ``--repeats``; always exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import filecmp
 import logging
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,21 +73,37 @@ def same_files(a: Path, b: Path) -> str:
     return ""
 
 
-def start_clusters():
-    """LocalClusters of 1 and 2 single-threaded workers on 127.0.0.1, as a user's running scheduler."""
-    from distributed import LocalCluster
+@contextlib.contextmanager
+def running_cluster(options: list[str]):
+    """For an ``@running`` variant, a LocalCluster of N single-threaded workers on 127.0.0.1
+    (a user's running scheduler) while its run lasts, its address put into ``options``.
 
-    clusters = {}
-    for workers in (1, 2):
-        clusters[workers] = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        )
-    return clusters
+    Started per run, not once: idle, its scheduler and workers keep ~0.3 cores busy, which
+    would hold back the quiet gate and disturb the other variants."""
+    workers = next((int(o[1:-1]) for o in options if o in ("{1}", "{2}")), None)
+    if workers is None:
+        yield options
+        return
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        with Client(cluster) as client:  # workers import the units' code first, as on a cluster in use
+            client.run(_import_units)
+        time.sleep(1)  # startup's CPU settles
+        yield [cluster.scheduler_address if o.startswith("{") else o for o in options]
+
+
+def _import_units() -> None:
+    import napari_wkw.convert.cubing  # noqa: F401
+    import napari_wkw.ops.compress  # noqa: F401
+    import napari_wkw.ops.downsample  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,41 +128,34 @@ def main(argv: list[str] | None = None) -> int:
     inputs["compress"] = inputs["downsample"] = raw
     for source in {*inputs.values()}:
         warm(source)
-    clusters = start_clusters() if any("@running" in v for v in variants) else {}
-    addresses = {f"{{{n}}}": c.scheduler_address for n, c in clusters.items()}
     runs: dict[tuple[str, str], list] = {}
     checks: dict[tuple[str, str], str] = {}
     out = work / "cluster-bench"
-    try:
-        for repeat in range(args.repeats):
-            for op in ops:
-                for variant in variants:  # interleaved: drift of the VM hits every variant alike
-                    options = [addresses.get(part, part) for part in VARIANTS[variant]]
-                    target = out / variant / op / "ds"
-                    if op == "convert":
-                        shutil.rmtree(target, ignore_errors=True)
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                    else:
-                        fresh_copy(inputs[op], target)
-                    os.sync()
-                    wait_for_quiet(*quiet)
+    for repeat in range(args.repeats):
+        for op in ops:
+            for variant in variants:  # interleaved: drift of the VM hits every variant alike
+                target = out / variant / op / "ds"
+                if op == "convert":
+                    shutil.rmtree(target, ignore_errors=True)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                else:
+                    fresh_copy(inputs[op], target)
+                os.sync()
+                wait_for_quiet(*quiet)
+                with running_cluster(VARIANTS[variant]) as options:
                     before = busy_seconds()
-                    result = run(
-                        command(op, inputs[op], target, options), out / "logs" / f"{variant}-{op}-{repeat}.log"
-                    )
+                    log = out / "logs" / f"{variant}-{op}-{repeat}.log"
+                    result = run(command(op, inputs[op], target, options), log)
                     others = max(busy_seconds() - before - result.cpu, 0.0) / result.wall
-                    runs.setdefault((op, variant), []).append(result)
-                    print(
-                        f"  {op:10s} {variant:15s} #{repeat}: {result.wall:6.2f} s, cpu {result.cpu:6.2f} s, "
-                        f"peak rss {mib(result.rss)}, others used {others:.2f} cores"
-                        + ("" if result.returncode == 0 else f"  EXIT {result.returncode}"),
-                        flush=True,
-                    )
-                    if repeat == 0 and variant != "sequential" and "sequential" in variants:
-                        checks[(op, variant)] = same_files(out / "sequential" / op / "ds", target)
-    finally:
-        for cluster in clusters.values():
-            cluster.close()
+                runs.setdefault((op, variant), []).append(result)
+                print(
+                    f"  {op:10s} {variant:15s} #{repeat}: {result.wall:6.2f} s, cpu {result.cpu:6.2f} s, "
+                    f"peak rss {mib(result.rss)}, others used {others:.2f} cores"
+                    + ("" if result.returncode == 0 else f"  EXIT {result.returncode}"),
+                    flush=True,
+                )
+                if repeat == 0 and variant != "sequential" and "sequential" in variants:
+                    checks[(op, variant)] = same_files(out / "sequential" / op / "ds", target)
 
     print(f"\nmedians of {args.repeats}, depth {args.depth} x 2048 x 2048 uint8, ratio = wall / sequential wall")
     print(f"{'operation':10s} {'variant':15s} {'wall s':>7s} {'ratio':>6s} {'cpu s':>7s} {'peak rss':>9s}  same bytes")

@@ -257,7 +257,7 @@ def test_units_carrying_arrays_are_named(scheduler, tmp_path):
     from napari_wkw.convert.engine import ConversionSettings, LayerSpec, convert_layers
     from napari_wkw.convert.source import ArraySource
 
-    volume = np.zeros((40, 600, 600), np.uint8)  # 14 MB, travels with every unit
+    volume = np.zeros((40, 600, 600), np.uint8)  # 14 MiB, travels with every unit
     with pytest.warns(WKWWarning, match="each work unit carries .* MiB"):
         convert_layers(
             tmp_path / "out",
@@ -304,3 +304,20 @@ def test_relative_paths_reach_workers_running_elsewhere(stack, scheduler, tmp_pa
     )
     assert result.exit_code == 0, result.output
     assert_same_tree(tmp_path / "seq", tmp_path / "dask")
+
+
+def test_a_unit_that_kills_every_worker_is_one_line():
+    """What the scheduler raises once a unit's workers died more than allowed-failures times."""
+    from distributed.scheduler import KilledWorker
+
+    from napari_wkw.jobs.cluster import ClusterExecutor, failure
+
+    unit = ("/d/color/1", BoundingBox((0, 0, 1024), (1024, 1024, 1024)))
+    executor = ClusterExecutor(client=None, log_directory=Path("/shared/logs"))
+    worker = type("WorkerState", (), {"address": "tcp://10.0.0.7:4242"})()
+    error = failure(KilledWorker("task-1", worker, 3), unit, "compressing color mag 1", executor)
+    assert str(error) == (
+        "compressing color mag 1: the workers running /d/color/1; box 0,0,1024,1024,1024,1024 died 4 times, "
+        "last tcp://10.0.0.7:4242 (killed, or out of memory?); worker logs in /shared/logs; "
+        "files finished so far are complete, run the command again"
+    )

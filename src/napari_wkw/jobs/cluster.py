@@ -200,9 +200,12 @@ def failure(error: BaseException, unit: Any, label: str, executor: ClusterExecut
     """One clear error for a unit that failed on the cluster after its retries."""
     logs = f"; worker logs in {executor.log_directory}" if executor.log_directory else ""
     if type(error).__name__ == "KilledWorker":
+        deaths = getattr(error, "allowed_failures", RETRIES) + 1  # the scheduler's setting, not ours
+        last = getattr(getattr(error, "last_worker", None), "address", None)
+        where = f", last {last}" if last else ""
         return WKWError(
-            f"{label}: the workers running {describe(unit)} died {RETRIES + 1} times "
-            f"(killed, or out of memory?){logs}; files finished so far are complete, run the command again"
+            f"{label}: the workers running {describe(unit)} died {deaths} times{where} (killed, or out of "
+            f"memory?){logs}; files finished so far are complete, run the command again"
         )
     if isinstance(error, UnitFailed):
         return WKWError(f"{label}: {describe(unit)} failed {RETRIES + 1} times, last with {error}{logs}")

@@ -117,7 +117,7 @@ def test_metadata_rewrites_deleted_properties(make_napari_viewer, run_wizard, wk
     assert wizard.choice.path == path
     assert wizard.voxel_size.value == "11.24, 11.24, 25"  # from the selected layer
     assert set(wizard._category_boxes) == {"color", "segmentation"}
-    assert wizard._category_boxes["color"] in wizard  # in the form, one choice per layer
+    assert wizard._category_boxes["color"] in wizard.form  # in the form, one choice per layer
     wizard.voxel_size.value = ""
     assert wizard.all_problems() == ["give the voxel size: webknossos_written has no datasource-properties.json yet"]
     wizard.voxel_size.value = "11.24, 11.24, 25"

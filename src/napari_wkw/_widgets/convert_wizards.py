@@ -23,7 +23,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Lin
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QSizePolicy
 
-from ..core.errors import CancelledError, WKWError
+from ..core.errors import WKWError
 from .fields import (
     format_triple,
     layer_name_problem,
@@ -45,17 +45,6 @@ FROM_INPUT = "the input's"
 NONE = "(none)"
 _IMAGE_FILTER = "Images (*.tif *.tiff *.png *.jpg *.jpeg *.bmp *.dm3 *.dm4)"
 _NIFTI_FILTER = "NIFTI (*.nii *.nii.gz)"
-#: CLI option names in the core's messages -> the wizard field that does the same
-_FIELD_NAMES = {
-    "dtype": "voxel type",
-    "input-path-pattern": "tile pattern",
-    "is-segmentation": "category",
-    "pad": "pad smaller slices",
-}
-#: how the words before an option read in the form ("pass --pad" -> "tick 'pad smaller slices'")
-_FIELD_VERBS = {"pass ": "tick ", "give ": "choose ", "another ": "another "}
-
-
 # ---- form pieces ---------------------------------------------------------------------------------
 
 
@@ -119,19 +108,6 @@ def _parse_box(text: str):
     if len(numbers) != 6 or min(numbers[3:]) <= 0 or min(numbers[:3]) < 0:
         raise ValueError(f"bounding box must be x, y, z, width, height, depth (whole voxels), not {text.strip()!r}")
     return BoundingBox(tuple(numbers[:3]), tuple(numbers[3:]))
-
-
-def _in_form_words(error: WKWError) -> WKWError:
-    """The core's messages name command-line options; say which field of the form instead."""
-    text = str(error)
-    if "--" not in text:
-        return error
-
-    def field(match) -> str:
-        name = _FIELD_NAMES.get(match.group(2), match.group(2).replace("-", " "))
-        return f"{_FIELD_VERBS[match.group(1)]}'{name}'" if match.group(1) else f"the '{name}' option"
-
-    return WKWError(re.sub(r"(pass |give |another )?--([a-z][a-z-]*)", field, text))
 
 
 def _output_problem(target: Path | None, names: list[str], overwrite: bool) -> str | None:
@@ -524,14 +500,9 @@ class ConversionWizard(Wizard):
         self._source = self.input_path
 
         def run(progress, cancel):
-            try:
-                specs = build()
-                cancel.raise_if_cancelled()
-                return convert_layers(target, specs, settings, jobs=jobs, progress=progress, cancel=cancel)
-            except CancelledError:
-                raise
-            except WKWError as error:
-                raise _in_form_words(error) from None
+            specs = build()
+            cancel.raise_if_cancelled()
+            return convert_layers(target, specs, settings, jobs=jobs, progress=progress, cancel=cancel)
 
         return run
 

@@ -220,10 +220,10 @@ class MetadataWizard(Wizard):
 
     def _show_categories(self) -> None:
         """One category choice per layer of the chosen dataset, in the form before "boxes from"."""
-        built = self._initialized  # in the form already (else they join it at construction)
+        built = hasattr(self, "form")  # in the form already (else they join it at construction)
         for box in self._category_boxes.values():
             if built:
-                self.remove(box)
+                self.form.remove(box)
         self._category_boxes = {
             name: ComboBox(
                 choices=(AUTO, *CATEGORIES), value=AUTO, label=name,
@@ -232,9 +232,11 @@ class MetadataWizard(Wizard):
             for name in self.choice.layer_names()
         }
         if built:
-            at = self.index(self.box_from)
+            at = self.form.index(self.box_from)
             for offset, box in enumerate(self._category_boxes.values()):
-                self.insert(at + offset, box)
+                self.form.insert(at + offset, box)
+                box.changed.connect(self.validate)
+            self.align_labels()
 
     def _category_choices(self) -> dict[str, str]:
         return {name: box.value for name, box in self._category_boxes.items() if box.value != AUTO}

@@ -9,6 +9,7 @@ writes into hidden staging folders and renames them into place at the end).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -110,13 +111,37 @@ def _show_warning(args: tuple) -> None:
     if issubclass(category, DeprecationWarning):
         warnings.showwarning(*args)  # for developers, not a user's business
         return
-    show_warning(str(message))
+    show_warning(in_form_words(str(message)))
+
+
+#: form words for the command-line options the core's messages name
+_FIELD_NAMES = {
+    "dtype": "voxel type",
+    "input-path-pattern": "tile pattern",
+    "is-segmentation": "category",
+    "pad": "pad smaller slices",
+}
+#: how the words before an option read in a form ("pass --pad" -> "tick 'pad smaller slices'")
+_FIELD_VERBS = {"pass ": "tick ", "give ": "choose ", "another ": "another "}
+
+
+def in_form_words(text: str) -> str:
+    """The core's messages name command-line options (``pass --pad``); a wizard user
+    needs the field instead (``tick 'pad smaller slices'``)."""
+    if "--" not in text:
+        return text
+
+    def field(match) -> str:
+        name = _FIELD_NAMES.get(match.group(2), match.group(2).replace("-", " "))
+        return f"{_FIELD_VERBS[match.group(1)]}'{name}'" if match.group(1) else f"the '{name}' option"
+
+    return re.sub(r"(pass |give |another )?--([a-z][a-z-]*)", field, text)
 
 
 def error_sentence(error: BaseException) -> str:
     """What went wrong, in one sentence naming the file (the core's errors already do)."""
     if isinstance(error, WKWError):
-        return str(error)
+        return in_form_words(str(error))
     if isinstance(error, OSError):
         reason = error.strerror or str(error)
         return f"{error.filename}: {reason}" if error.filename else reason

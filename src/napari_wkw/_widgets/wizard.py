@@ -32,33 +32,42 @@ class Wizard(Container):
     def __init__(self, viewer, fields: list[Widget]) -> None:
         self.viewer = viewer
         self.worker: JobWorker | None = None
-        self._intro = Label(value=self.intro, label="")
-        self._intro.native.setWordWrap(True)
+        self._intro = _paragraph(self.intro)
         self.job_options = JobOptions() if self.with_job_options else None
-        self._problems = Label(value="", label="")
-        self._problems.native.setWordWrap(True)
-        self._problems.native.setStyleSheet(_PROBLEM_STYLE)
+        form_widgets = [*fields, *(self.job_options.widgets if self.job_options is not None else [])]
+        #: the labelled fields; the intro, buttons and status span the whole width below it
+        self.form = Container(widgets=form_widgets, labels=True)
+        self.form.margins = (0, 0, 0, 0)
+        self._problems = _paragraph("", _PROBLEM_STYLE)
         self.run_button = PushButton(text=self.run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
         buttons.margins = (0, 0, 0, 0)
-        self.progress_bar = ProgressBar(value=0, min=0, max=1, visible=False, label="")
-        self.status = Label(value="", label="")
-        self.status.native.setWordWrap(True)
-        widgets = [self._intro, *fields]
-        if self.job_options is not None:
-            widgets += self.job_options.widgets
-        widgets += [self._problems, buttons, self.progress_bar, self.status]
-        super().__init__(widgets=widgets, labels=True)
-        if hasattr(self, "_unify_label_widths"):  # magicgui skips it for widgets given at construction
-            self._unify_label_widths()
+        self.progress_bar = ProgressBar(value=0, min=0, max=1, visible=False)
+        self.status = _paragraph("")
+        super().__init__(
+            widgets=[self._intro, self.form, self._problems, buttons, self.progress_bar, self.status], labels=False
+        )
+        self.align_labels()
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
-        for field in fields:
+        for field in form_widgets:
             field.changed.connect(self.validate)
-        if self.job_options is not None:
-            for field in self.job_options.widgets:
-                field.changed.connect(self.validate)
+
+    def align_labels(self) -> None:
+        """Give the form's labels one width that fits the widest in napari's theme
+        (magicgui measures them in the default font, which napari's theme draws larger;
+        call again after inserting fields)."""
+        from qtpy.QtGui import QFont, QFontMetrics
+
+        rows = [(w, w._labeled_widget()) for w in self.form if hasattr(w, "_labeled_widget")]
+        rows = [(w, labeled) for w, labeled in rows if labeled is not None]
+        if not rows:
+            return
+        metrics = QFontMetrics(QFont())
+        widest = max(metrics.horizontalAdvance(str(w.label)) for w, _ in rows)
+        for _, labeled in rows:
+            labeled.label_width = int(widest * 1.3) + 6
 
     # ---- what subclasses provide ----------------------------------------------------------
 
@@ -173,3 +182,17 @@ class Wizard(Container):
     def _set_status(self, text: str, style: str | None) -> None:
         self.status.value = text
         self.status.native.setStyleSheet(style or "")
+
+
+def _paragraph(text: str, style: str = "") -> Label:
+    """A left-aligned, word-wrapped line of text across the wizard's width."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QSizePolicy
+
+    label = Label(value=text)
+    label.native.setWordWrap(True)
+    label.native.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    if style:
+        label.native.setStyleSheet(style)
+    return label

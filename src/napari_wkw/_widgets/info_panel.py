@@ -8,11 +8,12 @@ viewer.
 
 from __future__ import annotations
 
-from magicgui.widgets import Container, Label, PushButton, Table
+from magicgui.widgets import Container, PushButton, Table
 
 from ..ops.info import format_bytes
 from .fields import dataset_problem, path_edit, path_of, selected_dataset, set_path
 from .job import error_sentence
+from .wizard import paragraph
 
 COLUMNS = ("layer", "category", "element class", "mag", "bounding box (x, y, z + size)", "compression", "files",
            "on disk")
@@ -25,15 +26,17 @@ class DatasetInfoPanel(Container):
         self.viewer = viewer
         self.dataset = path_edit("dataset", mode="d", tooltip="A WKW dataset folder; follows the selected layer")
         self.refresh_button = PushButton(text="Refresh")
-        self.summary = Label(value="", label="")
-        self.summary.native.setWordWrap(True)
+        self.summary = paragraph("")
         self.summary.native.setTextInteractionFlags(self.summary.native.textInteractionFlags() | _selectable())
-        self.table = Table(value=[], columns=list(COLUMNS), label="")
+        self.table = Table(value=[], columns=list(COLUMNS))
+        self.table.native.setMinimumHeight(260)
         self.table.read_only = True
         self.table.native.verticalHeader().setVisible(False)
         self.info: dict | None = None
         self._worker = None
-        super().__init__(widgets=[self.dataset, self.refresh_button, self.summary, self.table], labels=True)
+        source = Container(widgets=[self.dataset], labels=True)
+        source.margins = (0, 0, 0, 0)
+        super().__init__(widgets=[source, self.refresh_button, self.summary, self.table], labels=False)
         self.dataset.changed.connect(self.refresh)
         self.refresh_button.changed.connect(self.refresh)
         viewer.layers.selection.events.active.connect(self._follow_selection)

@@ -32,22 +32,23 @@ class Wizard(Container):
     def __init__(self, viewer, fields: list[Widget]) -> None:
         self.viewer = viewer
         self.worker: JobWorker | None = None
-        self._intro = _paragraph(self.intro)
+        self._intro = paragraph(self.intro)
         self.job_options = JobOptions() if self.with_job_options else None
         form_widgets = [*fields, *(self.job_options.widgets if self.job_options is not None else [])]
         #: the labelled fields; the intro, buttons and status span the whole width below it
         self.form = Container(widgets=form_widgets, labels=True)
         self.form.margins = (0, 0, 0, 0)
-        self._problems = _paragraph("", _PROBLEM_STYLE)
+        self._problems = paragraph("", _PROBLEM_STYLE)
         self.run_button = PushButton(text=self.run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
         buttons.margins = (0, 0, 0, 0)
         self.progress_bar = ProgressBar(value=0, min=0, max=1, visible=False)
-        self.status = _paragraph("")
+        self.status = paragraph("")
         super().__init__(
             widgets=[self._intro, self.form, self._problems, buttons, self.progress_bar, self.status], labels=False
         )
+        self.native.layout().addStretch(1)  # pack to the top; widgets added later go above it
         self.align_labels()
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
@@ -184,7 +185,7 @@ class Wizard(Container):
         self.status.native.setStyleSheet(style or "")
 
 
-def _paragraph(text: str, style: str = "") -> Label:
+def paragraph(text: str, style: str = "") -> Label:
     """A left-aligned, word-wrapped line of text across the wizard's width."""
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QSizePolicy

@@ -248,7 +248,7 @@ def test_an_unreachable_scheduler_is_one_line_not_a_hang(many_files):
     start = time.perf_counter()
     result = invoke("compress", many_files, "--distribution-strategy", "dask", "--scheduler", "tcp://127.0.0.1:9")
     assert result.exit_code == 2
-    assert "cannot reach the dask scheduler at 'tcp://127.0.0.1:9' within 5 s" in result.stderr
+    assert "cannot reach the dask scheduler at 'tcp://127.0.0.1:9' (Timed out" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert time.perf_counter() - start < 20
 

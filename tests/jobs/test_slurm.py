@@ -141,3 +141,14 @@ def test_conversion_on_slurm_equals_sequential(slurm_cluster, resources, tmp_pat
         ["diff", "-r", str(tmp_path / "a" / "out"), str(tmp_path / "b" / "out")], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout[:2000]
+
+
+def test_a_job_slurm_refuses_is_one_line_not_a_wait(slurm_cluster, resources):
+    resources = dict(resources, queue="no-such-partition")
+    start = time.monotonic()
+    with (
+        Runner(JobSettings("slurm", jobs=1, job_resources=resources)) as runner,
+        pytest.raises(WKWError, match=r"Slurm refuses the worker job \(.*[Pp]artition.*\); check --job-resources"),
+    ):
+        runner.map(job_id, [1], "asking Slurm")
+    assert time.monotonic() - start < 30

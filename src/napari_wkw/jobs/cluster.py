@@ -138,7 +138,11 @@ class ClusterExecutor(cf.Executor):
 
         def cancel_inner(done: cf.Future) -> None:
             if done.cancelled():
-                future.cancel()
+                # at once, not when the scheduler confirms: a lost scheduler must not hang cf.wait()
+                with contextlib.suppress(RuntimeError):
+                    done.set_running_or_notify_cancel()
+                with contextlib.suppress(Exception):
+                    future.cancel()
 
         def follow(inner) -> None:
             self._futures.pop(key, None)
@@ -230,14 +234,18 @@ def _quiet_dask():
 def connect(address: str) -> ClusterExecutor:
     """An executor on the running scheduler at ``address`` (one clear error if unreachable)."""
     from distributed import Client
+    from distributed.comm.addressing import parse_address, parse_host_port
 
     try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+        # a half-made Client tries to close itself for 10 s when the address cannot be parsed
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except Exception as error:  # noqa: BLE001 - bad address, refused, timed out: all one message
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise WKWError(
-            f"cannot reach the dask scheduler at {address!r} within {CONNECT_TIMEOUT} s ({reason}); "
-            "give its address as tcp://HOST:PORT"
+            f"cannot reach the dask scheduler at {address!r} ({reason}); give its address as tcp://HOST:PORT"
         ) from None
     return ClusterExecutor(client)
 
@@ -315,12 +323,35 @@ def slurm_cluster(jobs: int, resources: dict | None) -> ClusterExecutor:
     with _quiet_dask():
         cluster = SLURMCluster(**options)
         try:
+            _check_job_script(cluster.job_script())
             cluster.scale(jobs=jobs)
             client = Client(cluster, set_as_default=False)
         except BaseException:
             cluster.close()
             raise
     return ClusterExecutor(client, cluster, Path(options["log_directory"]))
+
+
+def _check_job_script(script: str) -> None:
+    """``sbatch --test-only`` the worker job first: a job Slurm refuses (unknown partition or
+    account, more memory than a node has) is one clear error, not a run waiting for workers
+    that never come (dask-jobqueue submits in the background and only logs a refusal)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="napari-wkw-job-") as file:
+        file.write(script)
+        file.flush()
+        try:
+            checked = subprocess.run(["sbatch", "--test-only", file.name], capture_output=True, text=True, timeout=60)
+        except FileNotFoundError:
+            raise WKWError("sbatch not found: the slurm strategy needs Slurm's commands on PATH") from None
+        except subprocess.TimeoutExpired:
+            raise WKWError("sbatch --test-only did not answer within 60 s: is Slurm's controller up?") from None
+    if checked.returncode != 0:
+        lines = [line for line in (checked.stderr or checked.stdout).splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else f"exit status {checked.returncode}"
+        raise WKWError(f"Slurm refuses the worker job ({reason}); check --job-resources")
 
 
 __all__ = [

@@ -253,6 +253,7 @@ def test_an_unreachable_scheduler_is_one_line_not_a_hang(many_files):
     assert time.perf_counter() - start < 20
 
 
+@pytest.mark.filterwarnings("ignore:Sending large graph")  # distributed's own word on the same thing
 def test_units_carrying_arrays_are_named(scheduler, tmp_path):
     from napari_wkw.convert.engine import ConversionSettings, LayerSpec, convert_layers
     from napari_wkw.convert.source import ArraySource

@@ -46,3 +46,34 @@ def test_downsample_form_says_what_is_wrong_before_run(make_napari_viewer, tmp_p
     assert "is not a WKW dataset" in wizard.all_problems()[0]
     wizard.max_mag.value = "two"
     assert any("up to mag must be like 2 or 2-2-1" in p for p in wizard.all_problems())
+
+
+def test_downsample_on_a_dask_cluster_from_the_form(make_napari_viewer, run_wizard, mag1_dataset, tmp_path):
+    """The wizards' job options reach the same runner: a running dask scheduler does the work."""
+    import shutil
+
+    from distributed import LocalCluster
+
+    path, _, _ = mag1_dataset
+    sequential = shutil.copytree(path, tmp_path / "sequential")
+    from napari_wkw.jobs import JobSettings
+    from napari_wkw.ops.downsample import downsample
+
+    downsample(sequential, max_mag=Mag(4, 4, 2), jobs=JobSettings("sequential"))
+
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-wkw")
+    wizard = DownsampleWizard(viewer)
+    wizard.max_mag.value = "4-4-2"
+    wizard.job_options.strategy.value = "dask"
+    wizard.job_options.scheduler.value = "not an address"
+    assert any("scheduler" in problem for problem in wizard.all_problems())
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as cluster:
+        wizard.job_options.scheduler.value = cluster.scheduler_address
+        run_wizard(wizard)
+    for name in ("color", "segmentation"):
+        for mag in ("2-2-1", "4-4-2"):
+            ours = sorted((path / name / mag).rglob("*.wkw"))
+            assert ours, (name, mag)
+            for file in ours:
+                assert file.read_bytes() == (sequential / file.relative_to(path)).read_bytes(), file

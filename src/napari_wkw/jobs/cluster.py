@@ -231,15 +231,25 @@ def _quiet_dask():
     )
 
 
-def connect(address: str) -> ClusterExecutor:
-    """An executor on the running scheduler at ``address`` (one clear error if unreachable)."""
-    from distributed import Client
+def check_scheduler_address(address: str) -> None:
+    """Refuse an address dask cannot parse (WKWError), before anything connects to it."""
     from distributed.comm.addressing import parse_address, parse_host_port
 
     try:
         scheme, location = parse_address(address)
         if scheme in ("tcp", "tls"):
             parse_host_port(location)
+    except Exception as error:  # noqa: BLE001 - every parse failure is the same mistake
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WKWError(f"{address!r} is not a dask scheduler address ({reason}); give it as tcp://HOST:PORT") from None
+
+
+def connect(address: str) -> ClusterExecutor:
+    """An executor on the running scheduler at ``address`` (one clear error if unreachable)."""
+    from distributed import Client
+
+    check_scheduler_address(address)
+    try:
         # a half-made Client tries to close itself for 10 s when the address cannot be parsed
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except Exception as error:  # noqa: BLE001 - bad address, refused, timed out: all one message

@@ -59,6 +59,10 @@ class JobSettings:
             raise WKWError(f"--jobs must be at least 1, not {self.jobs}")
         if self.scheduler and self.strategy != "dask":
             raise WKWError("--scheduler is the address of a dask scheduler: use it with --distribution-strategy dask")
+        if self.scheduler:
+            from .cluster import check_scheduler_address
+
+            check_scheduler_address(self.scheduler)
         if self.job_resources is not None:
             if self.strategy != "slurm":
                 raise WKWError("--job-resources are for Slurm worker jobs: use them with --distribution-strategy slurm")

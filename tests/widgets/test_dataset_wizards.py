@@ -77,3 +77,17 @@ def test_downsample_on_a_dask_cluster_from_the_form(make_napari_viewer, run_wiza
             assert ours, (name, mag)
             for file in ours:
                 assert file.read_bytes() == (sequential / file.relative_to(path)).read_bytes(), file
+
+
+def test_slurm_choice_checks_the_resources_and_says_where_logs_go(make_napari_viewer, tmp_path):
+    wizard = DownsampleWizard(make_napari_viewer())
+    options = wizard.job_options
+    options.strategy.value = "slurm"
+    assert options.workers.label == "worker jobs"
+    options.resources.value = '{"mem": "2G", "cores": 1, "log_directory": "%s"}' % (tmp_path / "logs")
+    assert options.problem() is None
+    assert options.slurm_logs.value == f"worker logs: {tmp_path / 'logs'}"
+    options.resources.value = '{"memory": "2G"}'
+    assert "memory" in options.problem()
+    options.resources.value = "{mem: 2G}"
+    assert "not valid JSON" in options.problem()

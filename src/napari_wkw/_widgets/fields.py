@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from magicgui.widgets import ComboBox, FileEdit, LineEdit, SpinBox
+from magicgui.widgets import ComboBox, FileEdit, Label, LineEdit, SpinBox
 
 from ..core.errors import WKWError
 from ..core.geometry import Mag
@@ -188,14 +188,25 @@ class JobOptions:
         self.scheduler.native.setPlaceholderText("tcp://host:8786  (empty: start a local cluster)")
         self.resources = LineEdit(label="SLURM resources", tooltip='JSON, e.g. {"mem": "4G", "cores": 2}')
         self.resources.native.setPlaceholderText('{"mem": "4G", "cores": 2, "walltime": "01:00:00"}')
-        self.widgets = [self.strategy, self.workers, self.scheduler, self.resources]
+        self.slurm_logs = Label(value="", label="")  # where the worker jobs' logs go
+        self.widgets = [self.strategy, self.workers, self.scheduler, self.resources, self.slurm_logs]
         self.strategy.changed.connect(self._show_strategy_fields)
+        self.resources.changed.connect(self._show_strategy_fields)
         self._show_strategy_fields()
 
     def _show_strategy_fields(self, *_) -> None:
+        slurm = self.strategy.value == "slurm"
         self.scheduler.visible = self.strategy.value == "dask"
-        self.resources.visible = self.strategy.value == "slurm"
+        self.resources.visible = self.slurm_logs.visible = slurm
         self.workers.enabled = self.strategy.value != "sequential"
+        self.workers.label = "worker jobs" if slurm else "workers"
+        if slurm:
+            from ..jobs.cluster import slurm_log_directory
+
+            try:
+                self.slurm_logs.value = f"worker logs: {slurm_log_directory(self.settings().job_resources)}"
+            except WKWError:
+                self.slurm_logs.value = ""
 
     def settings(self) -> JobSettings:
         """The JobSettings the form describes (WKWError if the JSON is not an object)."""

@@ -269,13 +269,13 @@ class NiftiWizard(ConversionWizard):
         return None if combo.value in (None, NONE) else combo.value
 
     def layer_names(self) -> list[str]:
-        from ..convert.nifti import _folder_layers
+        from ..convert.nifti import folder_layers
 
         path = self.input_path
         if path is None or not path.is_dir():
             return super().layer_names()
         category = self.conversion.category_value
-        layers = _folder_layers(path, category, self._picked(self.color_file), self._picked(self.segmentation_file))
+        layers = folder_layers(path, category, self._picked(self.color_file), self._picked(self.segmentation_file))
         return [name for _, name, _ in layers]
 
     def problems(self) -> list[str]:
@@ -341,9 +341,9 @@ class ConvertWizard(ConversionWizard):
     def layer_names(self) -> list[str]:
         path = self.input_path
         if self.kind == "nifti" and path is not None and path.is_dir():
-            from ..convert.nifti import _folder_layers
+            from ..convert.nifti import folder_layers
 
-            return [name for _, name, _ in _folder_layers(path, self.conversion.category_value, None, None)]
+            return [name for _, name, _ in folder_layers(path, self.conversion.category_value, None, None)]
         return super().layer_names()
 
     def specs_builder(self):

@@ -438,7 +438,7 @@ def build_nifti_specs(
                 f"{path}: a folder's layers are named by their files (or --color-file/--segmentation-file); "
                 "--layer-name names the layer of one file"
             )
-        layers = _folder_layers(path, category, color_file, segmentation_file)
+        layers = folder_layers(path, category, color_file, segmentation_file)
     else:
         raise WKWError(f"{path}: no such file or folder")
 
@@ -451,7 +451,8 @@ def build_nifti_specs(
     return specs
 
 
-def _folder_layers(folder: Path, category, color_file, segmentation_file) -> list[tuple[Path, str, str]]:
+def folder_layers(folder: Path, category, color_file, segmentation_file) -> list[tuple[Path, str, str]]:
+    """(file, layer name, category) for each NIFTI file of ``folder``; the wizards list them too."""
     from ..ops.metadata import guess_category
 
     files = find_nifti_files(folder)
@@ -533,6 +534,7 @@ def check_whole_numbers(source: NiftiSource) -> tuple[float, float]:
 __all__ = [
     "NiftiSource",
     "build_nifti_specs",
+    "folder_layers",
     "check_whole_numbers",
     "find_nifti_files",
     "looks_like_nifti",

@@ -145,6 +145,11 @@ class ClusterExecutor(cf.Executor):
                     future.cancel()
 
         def follow(inner) -> None:
+            if inner.status not in ("finished", "cancelled", "error") and not outer.cancelled():
+                # "lost": the worker holding the result died and the scheduler computes the unit
+                # again; wait for that (reading this state as an outcome gave a result of None)
+                inner.add_done_callback(follow)
+                return
             self._futures.pop(key, None)
             if outer.cancelled():
                 with contextlib.suppress(RuntimeError):  # already notified

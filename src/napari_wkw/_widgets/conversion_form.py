@@ -18,9 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from magicgui.application import use_app
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, Label, LineEdit, PushButton, Widget
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QSizePolicy
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, LineEdit, PushButton, Widget
 
 from ..core.errors import WKWError
 from .fields import (
@@ -37,7 +35,7 @@ from .fields import (
     sibling_output,
     voxel_size_edit,
 )
-from .wizard import Wizard
+from .wizard import Wizard, paragraph
 
 AUTO = "auto"
 FROM_INPUT = "the input's"
@@ -68,45 +66,11 @@ def input_edit(label: str, *, files: bool, folders: bool, filter: str | None = N
     return edit
 
 
-def _note() -> Label:
-    label = Label(value="", label="")
-    label.native.setWordWrap(True)
-    label.native.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)  # the field's width
-    label.native.setStyleSheet("color: #8fa1b3;")
-    return label
-
-
 def number_edit(label: str, empty: str, tooltip: str) -> LineEdit:
     """A whole-number field that may stay empty (``empty`` says what that means)."""
     edit = LineEdit(label=label, tooltip=tooltip)
     edit.native.setPlaceholderText(empty)
     return edit
-
-
-def optional_int(edit: LineEdit, what: str, least: int = 0) -> int | None:
-    """The number in ``edit``; None when empty; else ValueError saying why."""
-    text = edit.value.strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) < least:
-        raise ValueError(f"{what} must be a whole number of {least} or more, not {text!r}")
-    return int(text)
-
-
-def parse_box(text: str):
-    """``"0,0,0,512,512,100"`` -> BoundingBox; empty -> None; else ValueError saying why."""
-    from ..core.geometry import BoundingBox
-
-    if not text.strip():
-        return None
-    try:
-        numbers = [int(p) for p in re.split(r"[,\s]+", text.strip()) if p]
-    except ValueError:
-        numbers = []
-    if len(numbers) != 6 or min(numbers[3:]) <= 0 or min(numbers[:3]) < 0:
-        raise ValueError(f"bounding box must be x, y, z, width, height, depth (whole voxels), not {text.strip()!r}")
-    return BoundingBox(tuple(numbers[:3]), tuple(numbers[3:]))
 
 
 def _output_problem(target: Path | None, names: list[str], overwrite: bool) -> str | None:
@@ -168,7 +132,7 @@ class ConversionOptions:
 
     def __init__(self) -> None:
         from ..core.downsample import INTERPOLATIONS
-        from ..core.element_class import WKW_DTYPES
+        from ..core.element_class import WKW_DTYPE_NAMES
 
         self.voxel_size = voxel_size_edit()
         self.category = ComboBox(
@@ -185,7 +149,7 @@ class ConversionOptions:
         self.compress = CheckBox(value=True, text="LZ4-compress", tooltip="Off: raw files, larger on disk")
         self.overwrite = CheckBox(value=False, text="overwrite", tooltip="Replace layers of the same name")
         self.dtype = ComboBox(
-            choices=(FROM_INPUT, *sorted({str(d) for d in WKW_DTYPES})),
+            choices=(FROM_INPUT, *WKW_DTYPE_NAMES),
             value=FROM_INPUT,
             label="voxel type",
             tooltip="The stored voxel type; default: the input's",
@@ -318,7 +282,7 @@ class ConversionWizard(Wizard):
             filter=self.input_filter,
             tooltip=self.input_tooltip,
         )
-        self.note = _note()
+        self.note = paragraph("", "color: #8fa1b3;")
         self.output = path_edit("output folder", tooltip="A new folder, or a WKW dataset to add the layers to")
         self.layer_name = LineEdit(label="layer name", tooltip="Name of the new layer; default: the input's name")
         self.conversion = ConversionOptions()

@@ -20,12 +20,10 @@ from .conversion_form import (
     knossos_note,
     nifti_note,
     number_edit,
-    optional_int,
-    parse_box,
     stack_note,
     tiles_note,
 )
-from .fields import parse_mag_text
+from .fields import optional_int, parse_box, parse_mag_text
 
 
 class CubingWizard(ConversionWizard):

@@ -15,6 +15,7 @@ from .fields import (
     format_triple,
     layer_voxel_size,
     open_result,
+    optional_int,
     parse_mag_text,
     parse_triple,
     selected_layer,
@@ -242,12 +243,7 @@ class MetadataWizard(Wizard):
         return {name: box.value for name, box in self._category_boxes.items() if box.value != AUTO}
 
     def _max_id(self) -> int | None:
-        text = self.max_id.value.strip()
-        if not text:
-            return None
-        if not text.isdigit():
-            raise ValueError(f"largest id must be a whole number of 0 or more, not {text!r}")
-        return int(text)
+        return optional_int(self.max_id, "largest id")
 
     def problems(self) -> list[str]:
         found = [p for p in [self.choice.problem()] if p]

@@ -48,6 +48,42 @@ def parse_triple(text: str, what: str) -> tuple[float, float, float] | None:
     return values  # type: ignore[return-value]
 
 
+def optional_int(edit: LineEdit, what: str, least: int = 0) -> int | None:
+    """The number in ``edit``; None when empty; else ValueError saying why."""
+    text = edit.value.strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < least:
+        raise ValueError(f"{what} must be a whole number of {least} or more, not {text!r}")
+    return int(text)
+
+
+def parse_ints(text: str, count: int, what: str, names: str) -> tuple[int, ...] | None:
+    """``count`` whole numbers from ``"1, 2 3"``; empty -> None; else ValueError saying why."""
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    if not parts:
+        return None
+    try:
+        numbers = tuple(int(p) for p in parts)
+    except ValueError:
+        numbers = ()
+    if len(numbers) != count:
+        raise ValueError(f"{what} must be {count} whole numbers {names}, not {text.strip()!r}")
+    return numbers
+
+
+def parse_box(text: str, what: str = "bounding box"):
+    """``"0,0,0,512,512,100"`` -> BoundingBox (mag-1 voxels); empty -> None; else ValueError saying why."""
+    from ..core.geometry import BoundingBox
+
+    box = parse_ints(text, 6, what, "x, y, z, width, height, depth")
+    if box is None:
+        return None
+    if min(box[3:]) < 1 or min(box[:3]) < 0:
+        raise ValueError(f"{what} must start at 0 or more and have a positive width, height and depth")
+    return BoundingBox(box[:3], box[3:])
+
+
 def format_triple(values) -> str:
     return ", ".join(f"{float(v):g}" for v in values)
 

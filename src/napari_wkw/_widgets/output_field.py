@@ -1,5 +1,5 @@
 """Form pieces of the wizards that write a new folder from a dataset (compress into a copy,
-recube, export TIFF) and read lists of numbers or mags from a line of text."""
+recube, export TIFF) and read a list of mags from a line of text."""
 
 from __future__ import annotations
 
@@ -40,20 +40,6 @@ class OutputFolder:
             return  # the user's own choice
         self._default = sibling_output(source, self.suffix) if source is not None else None
         set_path(self.edit, self._default)
-
-
-def parse_ints(text: str, count: int, what: str, names: str) -> tuple[int, ...] | None:
-    """``count`` whole numbers from ``"1, 2 3"``; empty -> None; else ValueError saying why."""
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
-    if not parts:
-        return None
-    try:
-        numbers = tuple(int(p) for p in parts)
-    except ValueError:
-        numbers = ()
-    if len(numbers) != count:
-        raise ValueError(f"{what} must be {count} whole numbers {names}, not {text.strip()!r}")
-    return numbers
 
 
 def parse_mags(text: str) -> list[Mag] | None:

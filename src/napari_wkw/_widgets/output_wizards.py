@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from magicgui.widgets import CheckBox, ComboBox, LineEdit, SpinBox
 
-from ..core.geometry import BoundingBox
+from ..core.element_class import WKW_DTYPE_NAMES
 from .dataset_fields import DatasetChoice
-from .fields import layer_name_problem, open_result, parse_mag_text
-from .output_field import OutputFolder, parse_ints
+from .fields import layer_name_problem, open_result, parse_box, parse_ints, parse_mag_text
+from .output_field import OutputFolder
 from .wizard import Wizard
 
 KEEP = "keep"
-DTYPES = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64")
 
 
 class RecubeWizard(Wizard):
@@ -34,7 +33,7 @@ class RecubeWizard(Wizard):
             tooltip="Blocks of 32^3 voxels per file edge: 32 is the usual (1024^3 voxels per file)",
         )
         self.dtype = ComboBox(
-            choices=(KEEP, *DTYPES), value=KEEP, label="voxel type",
+            choices=(KEEP, *WKW_DTYPE_NAMES), value=KEEP, label="voxel type",
             tooltip="Convert the voxels (values must fit the new type); keep: as they are",
         )
         self.compress = CheckBox(value=True, text="LZ4-compress")
@@ -101,9 +100,7 @@ class ExportTiffWizard(Wizard):
 
     def _options(self) -> dict:
         """The export's options from the form (ValueError saying what is wrong)."""
-        box = parse_ints(self.bbox.value, 6, "box", "x, y, z, width, height, depth")
-        if box is not None and (min(box[3:]) < 1 or min(box[:3]) < 0):
-            raise ValueError("box must start at 0 or more and have a positive width, height and depth")
+        box = parse_box(self.bbox.value, "box")
         tile = parse_ints(self.tile_size.value, 2, "tile size", "width, height")
         if tile is not None and min(tile) < 1:
             raise ValueError("tile size must be positive")
@@ -113,7 +110,7 @@ class ExportTiffWizard(Wizard):
         return {
             "layer_name": self.choice.layer_name,
             "mag": parse_mag_text(self.mag.value),
-            "bbox": None if box is None else BoundingBox(box[:3], box[3:]),
+            "bbox": box,
             "tile_size": tile,
             "downsample": int(self.downsample.value),
             "name": name or None,

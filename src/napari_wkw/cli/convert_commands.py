@@ -9,10 +9,8 @@ import click
 
 from ..convert.specs import image_stack_specs, input_specs
 from ..core.downsample import INTERPOLATIONS
-from ..core.element_class import WKW_DTYPES
+from ..core.element_class import WKW_DTYPE_NAMES
 from .app import echo, job_options, main, parse_mag, parse_voxel_size
-
-DTYPE_NAMES = sorted({str(d) for d in WKW_DTYPES})
 
 
 def conversion_options(pyramid: bool = True):
@@ -34,7 +32,10 @@ def conversion_options(pyramid: bool = True):
             help="Layer category [default: segmentation if the layer name says seg/label, else color].",
         )
         @click.option(
-            "--dtype", type=click.Choice(DTYPE_NAMES), default=None, help="Stored voxel type [default: the input's]."
+            "--dtype",
+            type=click.Choice(WKW_DTYPE_NAMES),
+            default=None,
+            help="Stored voxel type [default: the input's].",
         )
         @click.option("--no-compress", is_flag=True, help="Write raw files instead of LZ4.")
         @click.option(

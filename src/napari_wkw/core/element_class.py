@@ -30,6 +30,9 @@ WKW_DTYPES: tuple[np.dtype, ...] = tuple(
     )
 )
 
+#: their names, for the choices the CLI and the wizards offer
+WKW_DTYPE_NAMES: tuple[str, ...] = tuple(str(dtype) for dtype in WKW_DTYPES)
+
 _FLOAT_NAMES = {"float": np.dtype("float32"), "double": np.dtype("float64")}
 _FLOAT_CLASSES = {np.dtype("float32"): "float", np.dtype("float64"): "double"}
 

@@ -12,6 +12,7 @@ from magicgui.widgets import CheckBox, Select
 from .fields import (
     format_triple,
     layer_voxel_size,
+    name_from_folder,
     parse_triple,
     path_edit,
     path_of,
@@ -132,6 +133,4 @@ def _default_folder(layer) -> Path:
     name = layer.metadata.get("wkw_layer") or layer.name
     if source:
         return sibling_output(Path(source), "_wkw")
-    from .fields import name_from_folder
-
     return Path.home() / f"{name_from_folder(Path(name))}_wkw"

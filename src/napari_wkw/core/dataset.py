@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import uuid
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,7 +32,7 @@ from .properties import (
     write_properties,
 )
 from .threads import bounded_map
-from .view import MagArray
+from .view import MagArray, array_shape, chunk_xy_for, dask_view
 from .wkw_file import (
     BLOCK_LZ4,
     CompressedFileWriter,
@@ -44,14 +43,22 @@ from .wkw_file import (
     morton_table,
     split_blocks,
 )
+from .zarr_mag import ZARR_FORMATS, ZarrMagView
 
 if TYPE_CHECKING:
     import dask.array as da
 
 HEADER_FILE = "header.wkw"
+#: the dataFormat values of datasource-properties.json this package reads
+READABLE_FORMATS = ("wkw", *ZARR_FORMATS)
 #: libwkw's errors; its message buffer is sometimes not valid UTF-8 (seen on truncated
 #: files), and then decoding the message fails instead
 LIBWKW_ERRORS = (wkw.wkw.WKWException, UnicodeDecodeError)
+
+
+def mag_marker(data_format: str) -> str:
+    """The file that makes a folder a mag: ``header.wkw``, ``zarr.json`` or ``.zarray``."""
+    return HEADER_FILE if data_format == "wkw" else ZARR_FORMATS[data_format][1]
 
 
 def _warn(message: str) -> None:
@@ -107,9 +114,15 @@ class MagView:
             self._local.handle = handle
         return handle
 
+    @property
+    def viewer_chunk(self) -> Vec3:
+        """Chunks of viewer reads (x, y, z): one block deep, up to a file wide (see view.py)."""
+        header = self.header
+        xy = chunk_xy_for(header.voxel_bytes, header.block_len, header.file_size)
+        return (xy, xy, header.block_len)
+
     def array_shape(self, box: BoundingBox) -> tuple[int, ...]:
-        x, y, z = box.size
-        return (z, y, x) if self.num_channels == 1 else (z, y, x, self.num_channels)
+        return array_shape(box, self.num_channels)
 
     def read(self, box: BoundingBox) -> np.ndarray:
         """Voxels of ``box`` (in this mag's coordinates); zeros where nothing was written."""
@@ -255,25 +268,8 @@ class MagView:
         return MagArray(self, box, on_error=on_error)
 
     def lazy(self, box: BoundingBox, on_error: str = "raise") -> da.Array:
-        """A dask array of ``box`` (this mag's voxels) that reads nothing until computed.
-
-        Chunk borders sit on the absolute block grid: z chunks are one block deep and
-        x/y chunks up to a file wide (see ``view.chunk_xy_for``), so each chunk decodes
-        whole blocks exactly once. Prefer
-        :meth:`view` for very large boxes: dask's graph work grows with the chunk count.
-        """
-        import dask.array as da  # imported here: dask costs ~0.4 s, and viewers never need it
-
-        source = MagArray(self, box, cache=None, on_error=on_error)
-        return da.from_array(
-            source,
-            chunks=source.chunks,
-            name=f"wkw-{self.mag}-{uuid.uuid4().hex}",
-            asarray=False,
-            fancy=False,
-            lock=False,
-            meta=np.empty((0,) * source.ndim, self.dtype),
-        )
+        """A dask array of ``box`` (this mag's voxels) that reads nothing until computed."""
+        return dask_view(self, box, on_error)
 
 
 def _default_tile(header: WKWHeader) -> Vec3:
@@ -289,21 +285,40 @@ class Layer:
         self.dataset = dataset
         self.properties = properties
         self.path = dataset.path / properties.name
-        self.mags: dict[Mag, MagView] = {}
+        self.mags: dict[Mag, MagView | ZarrMagView] = {}
         missing = []
         for entry in properties.mags:
             mag_path = self._mag_path(entry)
             if mag_path is None:
                 missing.append(entry.mag.folder_name())
                 continue
-            self.mags[entry.mag] = MagView(self, entry.mag, mag_path)
+            self.mags[entry.mag] = self._open_mag(entry, mag_path)
         if missing:
             outcome = "using the mags that exist" if self.mags else "the layer has no readable mag and is skipped"
             _warn(
                 f"{self.dataset.path / PROPERTIES_FILE}: layer {self.name!r} lists mag(s) "
-                f"{', '.join(missing)} but {self.path} has no such folder with {HEADER_FILE}; {outcome}"
+                f"{', '.join(missing)} but {self.path} has no such folder with {self.marker_file}; {outcome}"
             )
         self._sort_mags()
+
+    @property
+    def is_wkw(self) -> bool:
+        """WKW layers can be written and processed; zarr layers are read only (for now)."""
+        return self.properties.data_format == "wkw"
+
+    @property
+    def marker_file(self) -> str:
+        """The file that makes a folder a mag of this layer's format."""
+        return mag_marker(self.properties.data_format)
+
+    def _open_mag(self, entry: MagEntry, path: Path) -> MagView | ZarrMagView:
+        return self.open_mag_folder(entry.mag, path, entry.extra.get("axisOrder"))
+
+    def open_mag_folder(self, mag: Mag, path: Path, axis_order: dict | None = None) -> MagView | ZarrMagView:
+        """A mag of this layer in ``path``, in the layer's data format."""
+        if self.is_wkw:
+            return MagView(self, mag, path)
+        return ZarrMagView.open_folder(self, mag, path, self.properties.data_format, axis_order)
 
     def __repr__(self) -> str:
         return f"Layer({self.name!r}, {self.category}, mags={[m.folder_name() for m in self.mags]})"
@@ -315,7 +330,7 @@ class Layer:
         candidates += [self.path / entry.mag.folder_name(), self.path / str(entry.mag), self.path / str(entry.mag.x)]
         if entry.mag.x == entry.mag.y == entry.mag.z:
             candidates.append(self.path / f"{entry.mag.x}-{entry.mag.x}-{entry.mag.x}")
-        return next((c for c in candidates if (c / HEADER_FILE).is_file()), None)
+        return next((c for c in candidates if (c / self.marker_file).is_file()), None)
 
     def _sort_mags(self) -> None:
         self.mags = dict(sorted(self.mags.items(), key=lambda item: item[0].sort_key()))
@@ -445,16 +460,19 @@ def _exact_in_mag(box: BoundingBox, mag: Mag) -> BoundingBox:
 class Dataset:
     """A WKW dataset folder: ``datasource-properties.json`` plus one folder per layer."""
 
+    #: how layers find and open their mags (a volume annotation's come from a ZIP)
+    layer_class: type[Layer] = Layer
+
     def __init__(self, path: Path, properties: DatasetProperties) -> None:
         self.path = Path(path)
         self.properties = properties
         self.layers: dict[str, Layer] = {}
         for layer_properties in properties.layers:
-            if layer_properties.data_format != "wkw":
+            if layer_properties.data_format not in READABLE_FORMATS:
                 name, data_format = layer_properties.name, layer_properties.data_format
-                _warn(f"{self.path}: layer {name!r} is stored as {data_format}, not WKW; skipping it")
+                _warn(f"{self.path}: layer {name!r} is stored as {data_format}, which napari-wkw cannot read; skipped")
                 continue
-            layer = Layer(self, layer_properties)
+            layer = self.layer_class(self, layer_properties)
             self.layers[layer.name] = layer
 
     def __repr__(self) -> str:

@@ -2,7 +2,8 @@
 
 Accepted: a dataset folder (with or without ``datasource-properties.json``), the
 properties file itself, a layer folder, a mag folder, a mag's ``header.wkw`` and a
-data file ``<mag>/z*/y*/x*.wkw``. :func:`looks_like_wkw` answers cheaply (a few
+data file ``<mag>/z*/y*/x*.wkw``; for zarr layers of a dataset with properties, their
+layer and mag folders. :func:`looks_like_wkw` answers cheaply (a few
 ``stat`` calls, no voxel read) so a napari reader can decline everything else.
 """
 
@@ -12,10 +13,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import HEADER_FILE, Dataset, Layer, MagView, _discover_layer
+from .dataset import HEADER_FILE, Dataset, Layer, _discover_layer, mag_marker
 from .errors import NotWKWError
 from .geometry import Mag
 from .properties import PROPERTIES_FILE, DatasetProperties, read_properties
+from .zarr_mag import ZARR_FORMATS
+
+ZARR_MARKERS = tuple(marker for _, marker in ZARR_FORMATS.values())
 
 
 @dataclass
@@ -57,12 +61,29 @@ def _kind(path: Path) -> tuple[str, Path] | None:
         return ("dataset", path)
     if (path / HEADER_FILE).is_file():
         return ("mag", path)
+    zarr_kind = _zarr_kind(path)
+    if zarr_kind is not None:
+        return (zarr_kind, path)
     children = _subdirs(path)
     if any((child / HEADER_FILE).is_file() for child in children):
         return ("layer", path)
     for child in children:
         if any((grandchild / HEADER_FILE).is_file() for grandchild in _subdirs(child)):
             return ("dataset", path)
+    return None
+
+
+def _is_zarr_array(folder: Path) -> bool:
+    return any((folder / marker).is_file() for marker in ZARR_MARKERS)
+
+
+def _zarr_kind(path: Path) -> str | None:
+    """'layer' or 'mag' for a folder of a WEBKNOSSOS zarr layer: only inside a dataset
+    with a properties file, so that other zarr folders (OME-Zarr ...) stay unclaimed."""
+    if (path.parent / PROPERTIES_FILE).is_file() and any(_is_zarr_array(child) for child in _subdirs(path)):
+        return "layer"
+    if (path.parent.parent / PROPERTIES_FILE).is_file() and _is_zarr_array(path):
+        return "mag"
     return None
 
 
@@ -97,7 +118,7 @@ def locate(path: str | os.PathLike) -> Selection:
             mag = Mag.parse(folder.name)
         except ValueError:
             raise NotWKWError(f"{folder}: a mag folder's name must be a magnification such as 2 or 2-2-1") from None
-        layer.mags[mag] = MagView(layer, mag, folder)
+        layer.mags[mag] = layer.open_mag_folder(mag, folder)
     return Selection(dataset, [layer], mag)
 
 
@@ -112,9 +133,10 @@ def _enclosing_dataset(layer_folder: Path) -> Dataset:
     if properties_path.is_file():
         properties = read_properties(properties_path)
         listed = properties.layer(layer_folder.name)
+        marker = HEADER_FILE if listed is None else mag_marker(listed.data_format)
         if listed is not None and any(
-            (layer_folder / entry.mag.folder_name() / HEADER_FILE).is_file()
-            or (entry.path and (root / entry.path / HEADER_FILE).is_file())
+            (layer_folder / entry.mag.folder_name() / marker).is_file()
+            or (entry.path and (root / entry.path / marker).is_file())
             for entry in listed.mags
         ):
             properties.layers = [listed]

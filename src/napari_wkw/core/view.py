@@ -46,6 +46,12 @@ def chunk_xy_for(voxel_bytes: int, block_len: int = 32, file_size: int = 1024) -
     return edge
 
 
+def array_shape(box: BoundingBox, num_channels: int) -> tuple[int, ...]:
+    """The (z, y, x[, c]) shape of ``box``'s voxels."""
+    x, y, z = box.size
+    return (z, y, x) if num_channels == 1 else (z, y, x, num_channels)
+
+
 class ChunkCache:
     """A thread-safe LRU cache of decoded chunks, bounded in bytes."""
 
@@ -128,6 +134,10 @@ class _Axis:
 class MagArray:
     """A read-only, lazily sliced (z, y, x[, c]) array over ``box`` of a mag.
 
+    The mag is anything with ``path``, ``dtype``, ``num_channels``, ``viewer_chunk``
+    (x, y, z), ``array_shape(box)`` and ``read(box)``: a WKW mag, a zarr mag, or the
+    buckets of an annotation.
+
     Indexing with integers and slices gives another MagArray (napari first cuts the
     displayed region with the other axes whole, then the plane, and only then asks
     for the voxels); ``np.asarray`` reads, chunk by chunk. With ``on_error="warn"``
@@ -147,9 +157,10 @@ class MagArray:
         self.mag_view = mag_view
         self.cache = cache
         self.on_error = on_error
-        header = mag_view.header
-        chunk_xy = chunk_xy or chunk_xy_for(header.voxel_bytes, header.block_len, header.file_size)
-        self.chunk_size = (chunk_xy, chunk_xy, header.block_len)  # x, y, z
+        chunk_x, chunk_y, chunk_z = mag_view.viewer_chunk
+        if chunk_xy:
+            chunk_x = chunk_y = chunk_xy
+        self.chunk_size = (chunk_x, chunk_y, chunk_z)
         self.dtype = mag_view.dtype
         (x0, y0, z0), (x1, y1, z1) = box.topleft, box.bottomright
         self._axes = (_Axis(z0, z1), _Axis(y0, y1), _Axis(x0, x1))
@@ -283,6 +294,27 @@ class MagArray:
         if self.cache is not None:
             self.cache.put((*self._token, chunk.topleft), data)
         return data
+
+
+def dask_view(mag_view, box: BoundingBox, on_error: str = "raise"):
+    """A dask array of ``box`` of a mag, reading nothing until computed.
+
+    Its chunks are the viewer's (one block deep, on the absolute block grid), so
+    each chunk decodes whole blocks once. Prefer :class:`MagArray` for very large
+    boxes: dask's graph work grows with the chunk count.
+    """
+    import dask.array as da  # imported here: dask costs ~0.4 s, and viewers never need it
+
+    source = MagArray(mag_view, box, cache=None, on_error=on_error)
+    return da.from_array(
+        source,
+        chunks=source.chunks,
+        name=f"wkw-{mag_view.mag}-{uuid.uuid4().hex}",
+        asarray=False,
+        fancy=False,
+        lock=False,
+        meta=np.empty((0,) * source.ndim, mag_view.dtype),
+    )
 
 
 def _grid_chunks(start: int, stop: int, step: int) -> tuple[int, ...]:

@@ -21,15 +21,33 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
 
 
 def select_layers(dataset: Dataset, layer_name: str | None = None) -> list[Layer]:
-    """All layers, or the one named; an unknown name lists the ones there are."""
+    """All layers, or the one named; an unknown name lists the ones there are.
+
+    The operations write WKW: a zarr layer among those selected is refused, naming it.
+    """
     if layer_name is None:
         if not dataset.layers:
             raise WKWError(f"{dataset.path}: the dataset has no WKW layers")
-        return list(dataset.layers.values())
-    if layer_name not in dataset.layers:
+        layers = list(dataset.layers.values())
+    elif layer_name not in dataset.layers:
         known = ", ".join(sorted(dataset.layers)) or "none"
         raise WKWError(f"{dataset.path}: no layer {layer_name!r} (layers: {known})")
-    return [dataset.layers[layer_name]]
+    else:
+        layers = [dataset.layers[layer_name]]
+    for layer in layers:
+        require_wkw(layer, named=layer_name is not None)
+    return layers
+
+
+def require_wkw(layer: Layer, named: bool = True) -> None:
+    """Refuse a zarr layer in an operation that reads or writes WKW files (one line)."""
+    if layer.is_wkw:
+        return
+    hint = "" if named else "; choose a WKW layer with --layer-name"
+    raise WKWError(
+        f"{layer.path}: layer {layer.name!r} is stored as {layer.properties.data_format}; napari-wkw opens zarr "
+        f"layers but its operations work on WKW layers only{hint}"
+    )
 
 
 def select_mags(layer: Layer, mags: tuple[Mag, ...] | list[Mag] | None = None) -> list[MagView]:
@@ -54,4 +72,3 @@ def check_new_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
     if not os.access(parent, os.W_OK):
         raise WKWError(f"{parent}: cannot write here (permission denied)")
     return path
-

@@ -91,10 +91,7 @@ def compress(
 
 def _units_for(mag_path: Path, target_mag: Path, compress: bool, block_type: int) -> list[CompressUnit]:
     files = sorted(_data_files(mag_path))
-    return [
-        CompressUnit(str(mag_path / rel), str(target_mag / rel), compress, block_type)
-        for rel in files
-    ]
+    return [CompressUnit(str(mag_path / rel), str(target_mag / rel), compress, block_type) for rel in files]
 
 
 def _data_files(mag_path: Path) -> list[Path]:
@@ -172,4 +169,3 @@ def _add(result: CompressResult, outcomes: list[tuple[int, int, bool]]) -> None:
         result.bytes_before += before
         result.bytes_after += after
         result.files_compressed += int(changed)
-

@@ -27,7 +27,7 @@ from ..core.errors import WKWError
 from ..core.geometry import BoundingBox, Mag, Vec3
 from ..core.progress import CancelToken, ProgressCallback, check_cancelled
 from ..jobs.runner import JobSettings, Runner
-from .common import open_dataset
+from .common import open_dataset, require_wkw
 
 #: block coordinates (WKW coordinates are 32-bit, so block indices fit)
 BLOCK_DTYPE = np.int32
@@ -209,6 +209,8 @@ def check_equality(
             missing_in = dataset_a.path if layer_a is None else dataset_b.path
             differences.append(Difference(name, None, "missing layer", f"{missing_in} has no layer {name!r}"))
             continue
+        require_wkw(layer_a)
+        require_wkw(layer_b)
         pairs.append((layer_a, layer_b))
     if mag is not None and pairs and not any(mag in la.mags or mag in lb.mags for la, lb in pairs):
         raise WKWError(
@@ -226,9 +228,7 @@ def _layer_names(dataset_a: Dataset, dataset_b: Dataset, layer_name: str | None)
     if layer_name is not None:
         if layer_name not in dataset_a.layers and layer_name not in dataset_b.layers:
             known = ", ".join(sorted(set(dataset_a.layers) | set(dataset_b.layers))) or "none"
-            raise WKWError(
-                f"{dataset_a.path}: no layer {layer_name!r} in either dataset (layers: {known})"
-            )
+            raise WKWError(f"{dataset_a.path}: no layer {layer_name!r} in either dataset (layers: {known})")
         return [layer_name]
     if not dataset_a.layers and not dataset_b.layers:
         raise WKWError(f"{dataset_a.path}: the datasets have no WKW layers")
@@ -244,14 +244,18 @@ def _compare_layer(layer_a: Layer, layer_b: Layer, mag: Mag | None, runner: Runn
     if not same_type:
         differences.append(
             Difference(
-                name, None, "element class",
+                name,
+                None,
+                "element class",
                 f"{_type_name(layer_a)} != {_type_name(layer_b)}; voxels not compared",
             )
         )
     if layer_a.bounding_box != layer_b.bounding_box:
         differences.append(
             Difference(
-                name, None, "bounding box",
+                name,
+                None,
+                "bounding box",
                 f"{format_box(layer_a.bounding_box)} != {format_box(layer_b.bounding_box)} (x,y,z,w,h,d)",
             )
         )
@@ -272,7 +276,9 @@ def _compare_layer(layer_a: Layer, layer_b: Layer, mag: Mag | None, runner: Runn
         if view_a.dtype != view_b.dtype or view_a.num_channels != view_b.num_channels:
             differences.append(
                 Difference(
-                    name, current, "element class",
+                    name,
+                    current,
+                    "element class",
                     f"the mags' headers store {view_a.num_channels} x {view_a.dtype} and "
                     f"{view_b.num_channels} x {view_b.dtype}; voxels not compared",
                 )

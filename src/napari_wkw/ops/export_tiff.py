@@ -205,8 +205,16 @@ def _units(
         for slab in piece.chunks((huge, huge, depth)):
             units.append(
                 ExportUnit(
-                    str(source.path), slab, out_box, factor, method, inside,
-                    str(folder), name, tile_size, photometric,
+                    str(source.path),
+                    slab,
+                    out_box,
+                    factor,
+                    method,
+                    inside,
+                    str(folder),
+                    name,
+                    tile_size,
+                    photometric,
                 )
             )
     units.sort(key=lambda u: (u.box.topleft[2], u.box.topleft[1], u.box.topleft[0]))

@@ -12,6 +12,7 @@ from typing import Any
 from ..core.dataset import HEADER_FILE, Layer, MagView
 from ..core.properties import PROPERTIES_FILE
 from ..core.wkw_file import BLOCK_LZ4, BLOCK_LZ4HC, BLOCK_RAW, file_path
+from ..core.zarr_mag import ZarrMagView
 from .common import open_dataset
 
 COMPRESSION_NAMES = {BLOCK_RAW: "raw", BLOCK_LZ4: "lz4", BLOCK_LZ4HC: "lz4hc"}
@@ -24,7 +25,8 @@ def dataset_info(path: str | os.PathLike) -> dict[str, Any]:
     ``bytes`` (all data and header files) and ``layers``, each with ``name``,
     ``category``, ``element_class``, ``dtype`` (per channel), ``num_channels``,
     ``bounding_box`` (``topleft`` and ``size``, x/y/z in mag-1 voxels),
-    ``largest_segment_id`` (segmentation only, else None), ``bytes``, ``missing_mags``
+    ``data_format`` (wkw, zarr3 or zarr; for zarr mags, chunks stand for blocks and shards
+    for files), ``largest_segment_id`` (segmentation only, else None), ``bytes``, ``missing_mags``
     (listed in the properties but not on disk) and ``mags`` (finest first), each with
     ``mag`` ("2-2-1"), ``path``, ``compression`` (raw, lz4 or lz4hc), ``block_len``,
     ``file_len`` (blocks per file edge), ``file_size`` (voxels per file edge), ``files``
@@ -50,6 +52,7 @@ def _layer_info(layer: Layer) -> dict[str, Any]:
         "name": layer.name,
         "category": layer.category,
         "element_class": layer.properties.element_class,
+        "data_format": layer.properties.data_format,
         "dtype": str(layer.dtype),
         "num_channels": layer.num_channels,
         "bounding_box": {"topleft": list(box.topleft), "size": list(box.size)},
@@ -64,7 +67,9 @@ def _layer_info(layer: Layer) -> dict[str, Any]:
     }
 
 
-def _mag_info(view: MagView) -> dict[str, Any]:
+def _mag_info(view: MagView | ZarrMagView) -> dict[str, Any]:
+    if isinstance(view, ZarrMagView):
+        return _zarr_mag_info(view)
     files = view.files()
     size = (view.path / HEADER_FILE).stat().st_size
     for coords in files:
@@ -82,6 +87,23 @@ def _mag_info(view: MagView) -> dict[str, Any]:
     }
 
 
+def _zarr_mag_info(view: ZarrMagView) -> dict[str, Any]:
+    """The zarr counterpart of a WKW mag's summary: chunk and shard edges instead of blocks
+    and files (a shard plays the part of a WKW file)."""
+    stored = [p for p in view.path.rglob("*") if p.is_file()]
+    chunk, shard = view.chunk_shape_xyz, view.shard_shape_xyz
+    return {
+        "mag": view.mag.folder_name(),
+        "path": str(view.path),
+        "compression": view.compression,
+        "block_len": chunk[0],
+        "file_len": shard[0] // chunk[0],
+        "file_size": shard[0],
+        "files": sum(1 for p in stored if p.name not in ("zarr.json", ".zarray", ".zattrs")),
+        "bytes": sum(p.stat().st_size for p in stored),
+    }
+
+
 def format_bytes(count: int) -> str:
     """``1536`` -> ``"1.5 KiB"``."""
     value = float(count)
@@ -94,6 +116,10 @@ def format_bytes(count: int) -> str:
 
 def _number(value: float) -> str:
     return f"{value:g}"
+
+
+def _format_line(data_format: str) -> list[str]:
+    return [] if data_format == "wkw" else [f"  data format   {data_format} (read only; a shard is a file)"]
 
 
 def format_info(info: dict[str, Any]) -> str:
@@ -116,6 +142,7 @@ def format_info(info: dict[str, Any]) -> str:
             f"layer {layer['name']!r}",
             f"  category      {layer['category']}",
             f"  element class {kind}",
+            *_format_line(layer["data_format"]),
             f"  bounding box  topleft {tuple(box['topleft'])}, size {tuple(box['size'])} -> {tuple(stop)}"
             " (x, y, z, mag-1 voxels)",
         ]
@@ -127,15 +154,17 @@ def format_info(info: dict[str, Any]) -> str:
             lines.append(f"  missing mags  {', '.join(layer['missing_mags'])} (listed, but no folder on disk)")
         rows = [("mag", "compression", "block", "file edge", "blocks/file", "files", "on disk")]
         for mag in layer["mags"]:
-            rows.append((
-                mag["mag"],
-                mag["compression"],
-                str(mag["block_len"]),
-                str(mag["file_size"]),
-                f"{mag['file_len']}^3",
-                str(mag["files"]),
-                format_bytes(mag["bytes"]),
-            ))
+            rows.append(
+                (
+                    mag["mag"],
+                    mag["compression"],
+                    str(mag["block_len"]),
+                    str(mag["file_size"]),
+                    f"{mag['file_len']}^3",
+                    str(mag["files"]),
+                    format_bytes(mag["bytes"]),
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]

@@ -221,8 +221,10 @@ def _merge_layers(
             continue
         mags = on_disk.get(layer.name)
         if mags is None:
-            _warn(f"{path / PROPERTIES_FILE}: layer {layer.name!r} has no mag folder left in {path / layer.name}; "
-                  "dropping it")
+            _warn(
+                f"{path / PROPERTIES_FILE}: layer {layer.name!r} has no mag folder left in {path / layer.name}; "
+                "dropping it"
+            )
             continue
         kept, gone, seen = [], [], set()
         for entry in layer.mags:
@@ -234,8 +236,10 @@ def _merge_layers(
             seen.add(entry.mag)
             kept.append((entry, mag_path))
         if gone:
-            _warn(f"{path / PROPERTIES_FILE}: layer {layer.name!r} lists mag(s) {', '.join(gone)} whose folders "
-                  "are gone; dropping them")
+            _warn(
+                f"{path / PROPERTIES_FILE}: layer {layer.name!r} lists mag(s) {', '.join(gone)} whose folders "
+                "are gone; dropping them"
+            )
         for mag, mag_path in mags.items():
             if mag not in seen:
                 kept.append((MagEntry(mag, f"./{layer.name}/{mag_path.name}"), mag_path))

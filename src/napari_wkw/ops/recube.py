@@ -77,7 +77,10 @@ def recube(
                 layer_properties.mags = []
                 for mag, view in layer.mags.items():
                     header = WKWHeader(
-                        layer_dtype, layer.num_channels, view.header.block_len, file_len,
+                        layer_dtype,
+                        layer.num_channels,
+                        view.header.block_len,
+                        file_len,
                         BLOCK_LZ4 if compress else BLOCK_RAW,
                     )
                     target_mag = staging / layer.name / mag.folder_name()

@@ -4,7 +4,8 @@ Mags follow the reference tooling (webknossos-libs): the default coarsest mag is
 power of two that brings the larger of x and y to about 100 voxels (at least 4); in
 anisotropic mode only the finest axes are doubled until they catch up with the others
 (11.24 x 11.24 x 25 nm gives 2-2-1, 4-4-2, 8-8-4 ...). Filters work on groups of
-``fx*fy*fz`` voxels ordered with x fastest, so ``mode`` breaks ties the same way.
+``fx*fy*fz`` voxels in the order the reference's kernels visit them (z slowest, then x,
+then y fastest), so ``mode`` breaks ties the same way.
 """
 
 from __future__ import annotations
@@ -81,12 +82,13 @@ def plan_mags(
 
 
 def _groups(data: np.ndarray, factor: Vec3) -> np.ndarray:
-    """Reshape (z, y, x, c) into (z', y', x', c, fz*fy*fx) with x fastest in each group."""
+    """Reshape (z, y, x, c) into (z', y', x', c, fz*fx*fy), each group in the reference's
+    order: z slowest, then x, then y fastest (what ``mode`` ties depend on)."""
     fx, fy, fz = factor
     z, y, x, c = data.shape
     grouped = data.reshape(z // fz, fz, y // fy, fy, x // fx, fx, c)
-    grouped = grouped.transpose(0, 2, 4, 6, 1, 3, 5)
-    return grouped.reshape(z // fz, y // fy, x // fx, c, fz * fy * fx)
+    grouped = grouped.transpose(0, 2, 4, 6, 1, 5, 3)
+    return grouped.reshape(z // fz, y // fy, x // fx, c, fz * fx * fy)
 
 
 def _mode(groups: np.ndarray) -> np.ndarray:
@@ -187,6 +189,46 @@ def _median_by_network(data: np.ndarray, factor: Vec3) -> np.ndarray | None:
     return ((low.astype(np.float64) + high) / 2).astype(data.dtype)
 
 
+def _mode_by_views(data: np.ndarray, factor: Vec3) -> np.ndarray | None:
+    """Mode of up to 8 voxels per group from strided views, without building the groups.
+
+    Same result as :func:`_mode`: each value's count is the number of equal values in
+    its group, and the first value in the reference's order (z slowest, then x, then y)
+    with the highest count wins. None for larger groups.
+    """
+    fx, fy, fz = factor
+    n = fx * fy * fz
+    if n > 8:
+        return None
+    values = [data[z::fz, y::fy, x::fx] for z in range(fz) for x in range(fx) for y in range(fy)]
+    mixed = np.zeros(values[0].shape, bool)
+    for other in values[1:]:
+        mixed |= other != values[0]
+    best = values[0].copy()
+    where = np.nonzero(mixed)
+    if len(where[0]) * 2 < mixed.size:  # labels: most groups lie inside one segment
+        if len(where[0]):
+            best[where] = _mode_of_values([value[where] for value in values])
+        return best
+    return _mode_of_values(values)
+
+
+def _mode_of_values(values: list[np.ndarray]) -> np.ndarray:
+    """Element-wise mode of equally shaped arrays; ties go to the earliest array."""
+    n = len(values)
+    counts = [np.ones(values[0].shape, np.uint8) for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            same = values[i] == values[j]
+            counts[i] += same
+            counts[j] += same
+    best, best_count = values[0].copy(), counts[0]
+    for j in range(1, n):
+        np.copyto(best, values[j], where=counts[j] > best_count)
+        best_count = np.maximum(best_count, counts[j])
+    return best
+
+
 def _filter_name(method: str) -> str:
     """The filter ``method`` names (``linear`` is ``mean``); an error for unknown ones."""
     method = _ALIASES.get(method, method)
@@ -205,7 +247,11 @@ def downsample_data(data: np.ndarray, factor: Sequence[int], method: str) -> np.
         raise WKWError(f"array of shape {data.shape} does not divide by factor {factor}")
     if factor == (1, 1, 1):
         return data
-    out = _median_by_network(data4, factor) if method == "median" else None  # type: ignore[arg-type]
+    out = None
+    if method == "median":
+        out = _median_by_network(data4, factor)  # type: ignore[arg-type]
+    elif method == "mode":
+        out = _mode_by_views(data4, factor)  # type: ignore[arg-type]
     if out is None:
         out = _FILTERS[method](_groups(data4, factor))  # type: ignore[arg-type]
     return out[..., 0] if squeeze else out

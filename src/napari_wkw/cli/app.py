@@ -77,7 +77,8 @@ def _os_message(error: OSError) -> str:
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="napari-wkw")
 def main() -> None:
-    """WKW (webknossos-wrap) datasets: convert into WKW, inspect, downsample, compress, recube, compare, export.
+    """WKW (webknossos-wrap) datasets: convert into WKW, inspect, downsample, compress, recube, compare, export;
+    WEBKNOSSOS annotations: inspect, export, merge.
 
     Run `napari-wkw COMMAND --help` for a command's options. Voxel sizes are x,y,z in
     nanometres, mags are written 1, 2, 2-2-1 ..., boxes are x,y,z,width,height,depth
@@ -230,6 +231,7 @@ def echo(text: str = "") -> None:
 
 # the commands register themselves on ``main`` when imported
 from . import (  # noqa: E402, F401
+    annotation_commands,
     compare_commands,
     convert_commands,
     dataset_commands,

@@ -100,9 +100,16 @@ def read_properties(path: Path) -> DatasetProperties:
     """Parse a properties file; every problem is a DatasetFormatError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise DatasetFormatError(f"{path}: cannot read ({error.strerror})") from None
+    return parse_properties(data, path)
+
+
+def parse_properties(data: bytes, path: Path) -> DatasetProperties:
+    """Parse the bytes of a properties file (on disk or inside a ZIP, ``path`` names it)."""
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise DatasetFormatError(f"{path}: not a text file") from None
     try:

@@ -324,6 +324,36 @@ def _map_compressed(path: Path, header: WKWHeader) -> tuple[mmap.mmap, np.ndarra
     return data, jump, data_offset
 
 
+def decode_bucket(data: bytes, header: WKWHeader, where: str) -> np.ndarray:
+    """The (z, y, x, c) voxels of a WKW file of one block (a volume annotation's bucket).
+
+    WEBKNOSSOS stores annotation buckets as WKW files of file length 1: the 16-byte
+    header, then either the raw block, or a one-entry jump table and an LZ4 block.
+    """
+    file_header = WKWHeader.from_bytes(data[:HEADER_SIZE], where)
+    if file_header.with_block_type(header.block_type) != header or file_header.file_len != 1:
+        raise DatasetFormatError(f"{where}: the bucket's header does not match its mag's header.wkw")
+    n, channels, expected = header.block_len, header.num_channels, header.block_bytes
+    if file_header.compressed:
+        if len(data) < HEADER_SIZE + 8:
+            raise DatasetFormatError(f"{where}: bucket is truncated ({len(data)} bytes)")
+        end = struct.unpack_from("<Q", data, HEADER_SIZE)[0]
+        if end != len(data):
+            raise DatasetFormatError(f"{where}: bucket is truncated or corrupt ({len(data)} bytes, table says {end})")
+        try:
+            raw = lz4.block.decompress(memoryview(data)[HEADER_SIZE + 8 :], uncompressed_size=expected)
+        except lz4.block.LZ4BlockError:
+            raise DatasetFormatError(f"{where}: bucket is corrupt (its LZ4 block does not decode)") from None
+        if len(raw) != expected:
+            raise DatasetFormatError(f"{where}: bucket decodes to {len(raw)} bytes, expected {expected}")
+    else:
+        offset = struct.unpack_from("<Q", data, 8)[0] or HEADER_SIZE
+        raw = data[offset : offset + expected]
+        if len(raw) != expected:
+            raise DatasetFormatError(f"{where}: bucket is {len(data)} bytes, expected {offset + expected}")
+    return np.frombuffer(raw, header.dtype).reshape(n, n, n, channels)
+
+
 def file_path(mag_path: Path, fx: int, fy: int, fz: int) -> Path:
     """Where the data file with file coordinates (fx, fy, fz) lives."""
     return mag_path / f"z{fz}" / f"y{fy}" / f"x{fx}.wkw"

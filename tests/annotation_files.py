@@ -44,15 +44,25 @@ def wkw_bucket_zip(folder: Path, labels: np.ndarray, offset: tuple[int, int, int
             archive.write(root / "header.wkw", f"{name}/header.wkw")
             for file in sorted(root.glob("z*/y*/x*.wkw")):
                 with wkw.Dataset.open(str(root)) as dataset:
-                    z, y, x = (int(p.name.lstrip("zyx").removesuffix(".wkw")) for p in (file.parent.parent, file.parent, file))
+                    z, y, x = (
+                        int(p.name.lstrip("zyx").removesuffix(".wkw")) for p in (file.parent.parent, file.parent, file)
+                    )
                     if not dataset.read((x * 32, y * 32, z * 32), (32, 32, 32)).any():
                         continue
                 archive.write(file, file.relative_to(folder).as_posix())
     return buffer.getvalue()
 
 
-def annotation_zip(path: Path, data_zip: bytes, *, voxel_size=(11.24, 11.24, 25.0), fmt: str | None = None,
-                   largest: int | None = None, dataset_name: str = "test_dataset", extra: dict | None = None) -> Path:
+def annotation_zip(
+    path: Path,
+    data_zip: bytes,
+    *,
+    voxel_size=(11.24, 11.24, 25.0),
+    fmt: str | None = None,
+    largest: int | None = None,
+    dataset_name: str = "test_dataset",
+    extra: dict | None = None,
+) -> Path:
     """An annotation ZIP: an NML naming one volume ``Volume`` and its data ZIP."""
     nml = Nml(
         parameters=Parameters(dataset_name=dataset_name, voxel_size=tuple(float(v) for v in voxel_size)),

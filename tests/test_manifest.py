@@ -17,9 +17,13 @@ def test_manifest_is_valid_and_every_command_imports():
     reader = manifest.contributions.readers[0]
     assert reader.accepts_directories
     assert {"datasource-properties.json", "header.wkw", "*.wkw"} <= set(reader.filename_patterns)
-    [writer] = manifest.contributions.writers
-    assert writer.display_name == "WKW dataset (folder)" and writer.filename_extensions == []
-    assert [str(t) for t in writer.layer_types] == ["image*", "labels*"]
+    assert {"datasource-properties.json", "*.zip", "*.nml"} <= set(reader.filename_patterns)
+    writers = {writer.display_name: writer for writer in manifest.contributions.writers}
+    assert set(writers) == {"WKW dataset (folder)", "WEBKNOSSOS volume annotation", "WEBKNOSSOS skeleton (NML)"}
+    folder = writers["WKW dataset (folder)"]
+    assert folder.filename_extensions == [] and [str(t) for t in folder.layer_types] == ["image*", "labels*"]
+    assert writers["WEBKNOSSOS volume annotation"].filename_extensions == [".zip"]
+    assert writers["WEBKNOSSOS skeleton (NML)"].filename_extensions == [".nml"]
 
 
 def test_no_qt_binding_in_runtime_dependencies():

@@ -60,13 +60,23 @@ def test_save_layers_through_napari_and_open_again(make_napari_viewer, tmp_path)
     np.testing.assert_array_equal(np.asarray(mask0)[:20, :64, :80], labels)
 
 
-def test_save_selected_single_layer_offers_the_wkw_writer(make_napari_viewer, tmp_path):
+def test_save_selected_single_layer_offers_both_writers(make_napari_viewer, tmp_path):
+    """A single labels layer: the WKW folder writer when chosen (the Save dialog's filter
+    passes it), else npe2 takes the writer with an extension and appends it (.zip)."""
+    from npe2 import PluginManager
+
     viewer = make_napari_viewer()
     viewer.add_labels(np.eye(40, dtype=np.uint16)[None].repeat(3, axis=0), name="diag")
+    writers = {w.display_name: w for w in PluginManager.instance().iter_compatible_writers(["labels"])}
+    assert {"WKW dataset (folder)", "WEBKNOSSOS volume annotation"} <= set(writers)
     target = tmp_path / "single"
-    assert viewer.layers.save(str(target), selected=True, plugin="napari-wkw") == [str(target)]
+    written = viewer.layers.save(str(target), selected=True, _writer=writers["WKW dataset (folder)"])
+    assert written == [str(target)]
     [(data, meta, kind)] = read_wkw(str(target))
     assert kind == "labels"
+    assert viewer.layers.save(str(tmp_path / "plain"), selected=True, plugin="napari-wkw") == [
+        str(tmp_path / "plain.zip")
+    ]
 
 
 def test_sample_data_and_screenshot_is_not_blank(make_napari_viewer):

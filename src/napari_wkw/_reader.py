@@ -1,4 +1,5 @@
-"""napari reader: WKW dataset / layer / mag / properties file -> LayerData tuples.
+"""napari reader: WKW dataset / layer / mag / properties file -> LayerData tuples
+(WEBKNOSSOS annotations: :mod:`._annotation_reader`).
 
 Only translation lives here; opening and lazy reading are in :mod:`napari_wkw.core`.
 """
@@ -12,20 +13,28 @@ from pathlib import Path
 import numpy as np
 
 from .core import Dataset, DatasetFormatError, Layer, Mag, Selection, WKWWarning, locate, looks_like_wkw
+from .core.annotation import looks_like_annotation
 
 #: contrast limits are computed from the coarsest mag only, and only when it is this small
 CONTRAST_VOXEL_LIMIT = 16 * 1024**2
 
 
 def napari_get_reader(path: str | list[str]):
-    """Return :func:`read_wkw` for WKW paths, None for anything else (never raises)."""
+    """:func:`read_wkw` for WKW and WEBKNOSSOS zarr paths, :func:`read_annotation` for
+    annotation ZIPs and NML files, None for anything else (never raises, reads no voxels)."""
     if isinstance(path, list | tuple):
         if len(path) != 1:
             return None
         path = path[0]
     if not isinstance(path, str | os.PathLike):
         return None
-    return read_wkw if looks_like_wkw(path) else None
+    if looks_like_wkw(path):
+        return read_wkw
+    if looks_like_annotation(path):
+        from ._annotation_reader import read_annotation
+
+        return read_annotation
+    return None
 
 
 def read_wkw(path: str | list[str]) -> list[tuple]:

@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from napari_wkw.core import BoundingBox, CancelToken, CancelledError, DatasetFormatError, Mag, WKWError, WKWWarning
+from napari_wkw.core import BoundingBox, CancelledError, CancelToken, DatasetFormatError, Mag, WKWError, WKWWarning
 from napari_wkw.core.annotation import Annotation, looks_like_annotation
 from napari_wkw.core.annotation_write import VolumeToWrite, default_mags, write_volume_annotation
 from napari_wkw.core.downsample import downsample_data
@@ -216,8 +216,9 @@ def test_written_zip_has_webknossos_layout_and_only_painted_buckets(tmp_path):
 
 
 def test_empty_labels_write_a_valid_annotation_without_buckets(tmp_path):
-    path = write_volume_annotation(tmp_path / "empty.zip", VolumeToWrite(np.zeros((10, 20, 30), np.uint32)),
-                                   voxel_size=(1, 1, 1))
+    path = write_volume_annotation(
+        tmp_path / "empty.zip", VolumeToWrite(np.zeros((10, 20, 30), np.uint32)), voxel_size=(1, 1, 1)
+    )
     with Annotation.open(path) as annotation:
         volume = annotation.volume()
         assert len(volume.buckets()) == 0 and annotation.nml.volumes[0].largest_segment_id == 0
@@ -229,10 +230,13 @@ def test_writing_refuses_what_webknossos_cannot_hold(tmp_path):
         labels[1, 2, 3] = -3
         write_volume_annotation(tmp_path / "neg.zip", VolumeToWrite(labels), voxel_size=(1, 1, 1))
     with pytest.raises(WKWError, match="unsigned integer labels"):
-        write_volume_annotation(tmp_path / "f.zip", VolumeToWrite(np.zeros((4, 4, 4), np.float32)), voxel_size=(1, 1, 1))
+        write_volume_annotation(
+            tmp_path / "f.zip", VolumeToWrite(np.zeros((4, 4, 4), np.float32)), voxel_size=(1, 1, 1)
+        )
     with pytest.raises(WKWError, match="cannot be negative"):
-        write_volume_annotation(tmp_path / "o.zip", VolumeToWrite(np.zeros((4, 4, 4), np.uint8), (-1, 0, 0)),
-                                voxel_size=(1, 1, 1))
+        write_volume_annotation(
+            tmp_path / "o.zip", VolumeToWrite(np.zeros((4, 4, 4), np.uint8), (-1, 0, 0)), voxel_size=(1, 1, 1)
+        )
     with pytest.raises(WKWError, match="a .zip file"):
         write_volume_annotation(tmp_path / "x.tif", VolumeToWrite(np.zeros((4, 4, 4), np.uint8)), voxel_size=(1, 1, 1))
     assert sorted(os.listdir(tmp_path)) == []  # nothing half-written
@@ -253,8 +257,12 @@ def test_saving_with_a_template_keeps_the_skeleton(tmp_path):
     with Annotation.open(L4_SAMPLE) as annotation:
         template = annotation.nml
         labels = annotation.volume().layer.finest_mag.read(BoundingBox(*L4_PAINTED))
-    path = write_volume_annotation(tmp_path / "again.zip", VolumeToWrite(labels, L4_PAINTED[0]),
-                                   voxel_size=template.parameters.voxel_size, template=template)
+    path = write_volume_annotation(
+        tmp_path / "again.zip",
+        VolumeToWrite(labels, L4_PAINTED[0]),
+        voxel_size=template.parameters.voxel_size,
+        template=template,
+    )
     with Annotation.open(path) as again:
         assert again.nml.trees == template.trees and again.dataset_name == "l4_sample"
         np.testing.assert_array_equal(again.volume().layer.finest_mag.read(BoundingBox(*L4_PAINTED)), labels)
@@ -297,8 +305,10 @@ def test_a_truncated_inner_zip_is_one_error(tmp_path):
     ("nml", "message"),
     [
         (b"<things><parameters><scale x='1' y='1' z='1'/></parameters>", "not valid XML"),
-        (b"<things version='2'><parameters><experiment name='d'/><scale x='1' y='1' z='1'/></parameters></things>",
-         "unknown NML version 2"),
+        (
+            b"<things version='2'><parameters><experiment name='d'/><scale x='1' y='1' z='1'/></parameters></things>",
+            "unknown NML version 2",
+        ),
     ],
 )
 def test_a_broken_nml_names_the_file(tmp_path, nml, message):
@@ -347,13 +357,16 @@ def test_a_corrupt_zarr_chunk_is_zeros_and_a_warning_in_a_viewer(tmp_path):
     box = BoundingBox(*L4_PAINTED)
     with Annotation.open(path) as annotation, pytest.raises(DatasetFormatError, match="cannot read zarr data"):
         annotation.volume().layer.finest_mag.read(box)
-    with Annotation.open(path, tolerant=True) as annotation:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            data = annotation.volume().layer.finest_mag.read(box)
+    with Annotation.open(path, tolerant=True) as annotation, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = annotation.volume().layer.finest_mag.read(box)
     assert any("showing zeros" in str(w.message) for w in caught)
     with Annotation.open(L4_SAMPLE) as good:
         expected = good.volume().layer.finest_mag.read(box)
-    local = (slice(1056 - 1024 - 32, 32), slice(110 * 32 - 3392, 111 * 32 - 3392), slice(110 * 32 - 3296, 111 * 32 - 3296))
+    local = (
+        slice(1056 - 1024 - 32, 32),
+        slice(110 * 32 - 3392, 111 * 32 - 3392),
+        slice(110 * 32 - 3296, 111 * 32 - 3296),
+    )
     expected[local] = 0
     np.testing.assert_array_equal(data, expected)  # one chunk lost, all others intact

@@ -22,8 +22,17 @@ def pair():
 
 @pytest.mark.parametrize(
     "key",
-    [5, -1, (slice(3, 40, 2), 7), (Ellipsis, 3), (slice(None), slice(10, 80), slice(5, 95, 3)), (1, 2, 3),
-     (-1, -2, -3), (slice(60, None), slice(None, 5)), (slice(4, 4),)],
+    [
+        5,
+        -1,
+        (slice(3, 40, 2), 7),
+        (Ellipsis, 3),
+        (slice(None), slice(10, 80), slice(5, 95, 3)),
+        (1, 2, 3),
+        (-1, -2, -3),
+        (slice(60, None), slice(None, 5)),
+        (slice(4, 4),),
+    ],
 )
 def test_basic_reads_equal_numpy(pair, key):
     volume, reference, _ = pair

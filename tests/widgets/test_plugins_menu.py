@@ -21,6 +21,8 @@ COMMAND_WIDGETS = {
     "check-equality": "Check equality",
     "export-tiff": "Export TIFF",
     "info": "Dataset info",
+    "annotation-info": "Annotation info",
+    "export-annotation": "Export annotation",
 }
 
 
@@ -30,7 +32,7 @@ def test_every_cli_command_has_a_widget():
     assert set(main.commands) == set(COMMAND_WIDGETS)
     manifest = PluginManifest.from_distribution("napari-wkw")
     names = {widget.display_name for widget in manifest.contributions.widgets}
-    assert set(COMMAND_WIDGETS.values()) | {"Save as WKW (with progress)"} == names
+    assert set(COMMAND_WIDGETS.values()) | {"Save as WKW (with progress)", "Save as WEBKNOSSOS annotation"} == names
 
 
 def test_every_widget_opens_from_the_plugins_menu(make_napari_viewer, em_dataset):

@@ -378,7 +378,7 @@ def test_bad_central_directory(tmp_path):
     data = data.replace(b"PK\x01\x02", b"PK\x01\x09")
     path = tmp_path / "a.zip"
     path.write_bytes(data)
-    _refused(path, "truncated or corrupt ZIP (Bad magic number for central directory)")
+    _refused(path, "truncated or corrupt ZIP (bad central directory record)")
 
 
 def test_truncated_inner_zip(tmp_path):

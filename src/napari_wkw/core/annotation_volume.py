@@ -197,6 +197,7 @@ class AnnotationVolume(Dataset):
         if self.data_format not in (None, "wkw", "zarr3", "zarr"):
             raise DatasetFormatError(f"{where}: unknown volume data format {self.data_format!r}")
         self.mag_folders = _folders(data) if data is not None else set()
+        self._buckets: dict[Mag, np.ndarray] = {}
         properties = DatasetProperties(name=name, voxel_size=voxel_size, unit=unit)
         if data is not None:
             layer = _zarr_layer_properties(data, self.mag_folders) if self.data_format != "wkw" else None
@@ -212,14 +213,18 @@ class AnnotationVolume(Dataset):
         return next(iter(self.layers.values()), None)
 
     def buckets(self, mag: Mag | None = None) -> np.ndarray:
-        """Bucket coordinates (x, y, z, in ``mag``'s bucket grid) present, as an (n, 3) array."""
+        """Bucket coordinates (x, y, z, in ``mag``'s bucket grid) present, as an (n, 3) array
+        (listed from the entry names once per mag)."""
         layer = self.layer
         if layer is None or not layer.mags:
             return np.zeros((0, 3), np.int64)
         view = layer.mags[mag] if mag is not None else layer.finest_mag
-        if isinstance(view, BucketMagView):
-            return view.buckets()
-        return _zarr_buckets(self.data.names(), view.key_prefix)  # type: ignore[union-attr]
+        if view.mag not in self._buckets:
+            if isinstance(view, BucketMagView):
+                self._buckets[view.mag] = view.buckets()
+            else:
+                self._buckets[view.mag] = _zarr_buckets(self.data.names(), view.key_prefix)  # type: ignore[union-attr]
+        return self._buckets[view.mag]
 
     def data_box(self) -> BoundingBox:
         """The mag-1 box the finest mag's painted buckets cover (empty when nothing is painted)."""
@@ -258,12 +263,12 @@ def _wkw_buckets(names: Iterable[str], prefix: str) -> np.ndarray:
 def _zarr_buckets(names: Iterable[str], prefix: str) -> np.ndarray:
     """(x, y, z) of the chunks under ``prefix`` (keys ``c.0.x.y.z`` or ``c/0/x/y/z``)."""
     found = []
+    start = len(prefix) + 2
     for name in names:
-        if not name.startswith(prefix):
-            continue
-        parts = re.split(r"[./]", name[len(prefix) :])
-        if len(parts) == 5 and parts[0] == "c" and all(p.isdigit() for p in parts[1:]):
-            found.append((int(parts[2]), int(parts[3]), int(parts[4])))
+        if name.startswith(prefix) and name[start - 2 : start - 1] == "c":
+            parts = name[start:].replace("/", ".").split(".")
+            if len(parts) == 4 and all(p.isdigit() for p in parts):
+                found.append(parts[1:])
     return np.array(found, dtype=np.int64).reshape(-1, 3)
 
 

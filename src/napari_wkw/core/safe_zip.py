@@ -1,8 +1,9 @@
 """Read-only ZIP archives that are safe against hostile files and fast for thousands of tiny entries.
 
-A WEBKNOSSOS volume annotation is a ZIP holding a deflated ZIP of thousands of buckets. ``zipfile`` parses
-central directories well, but its ``open()`` shares one file position between threads and cannot seek inside
-a deflated entry. So ``zipfile`` only parses here: entries are read with positioned reads (``os.pread``), and a
+A WEBKNOSSOS volume annotation is a ZIP holding a deflated ZIP of thousands of buckets. ``zipfile``'s
+``open()`` shares one file position between threads and cannot seek inside a deflated entry, and its parsing
+costs a ZipInfo object per entry. So the central directory is walked here with ``struct``, entries are read with
+positioned reads (``os.pread``), and a
 deflated inner ZIP is inflated once while zlib checkpoints are recorded (the zran idea), so later reads restart
 from the nearest checkpoint instead of from the start. Every entry is validated before anything is decompressed,
 and no read returns more than its entry declares.
@@ -293,32 +294,6 @@ class _Entry(NamedTuple):
     crc: int
 
 
-class _SourceReader:
-    """The seek/tell/read file object zipfile needs to parse a central directory from any source."""
-
-    def __init__(self, source: _Source) -> None:
-        self._source = source
-        self._position = 0
-        self.name = None
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._source.size}[whence]
-        if base + offset < 0:
-            raise OSError(errno.EINVAL, "negative seek position")
-        self._position = base + offset
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            size = self._source.size - self._position
-        data = self._source.pread(size, self._position)
-        self._position += len(data)
-        return data
-
-
 def _declared_entry_count(source: _Source) -> int | None:
     """The entry count of the end record, or None when there is none (not a ZIP, or cut short).
 
@@ -337,6 +312,91 @@ def _declared_entry_count(source: _Source) -> int | None:
         if record[:4] == _ZIP64_END_SIGNATURE:
             count = struct.unpack_from("<Q", record, 32)[0]
     return count
+
+
+class _Record(NamedTuple):
+    """One central-directory record, with zipfile.ZipInfo's attribute names."""
+
+    orig_filename: str
+    flag_bits: int
+    compress_type: int
+    CRC: int
+    compress_size: int
+    file_size: int
+    external_attr: int
+    header_offset: int
+
+
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+
+
+def _central_directory(source: _Source) -> list[_Record]:
+    """Every record of the central directory, read in one piece and walked with struct.
+
+    zipfile builds a ZipInfo per entry (about 9 us each, 0.12 s for an annotation of
+    10,000 buckets); this reads the same fields, zip64 extras and archives with data
+    prepended (offsets shifted, as zipfile allows) included.
+    """
+    tail_size = min(source.size, _END_SIZE + 0xFFFF)
+    tail = source.pread(tail_size, source.size - tail_size)
+    position = tail.rfind(_END_SIGNATURE)
+    if position < 0 or len(tail) - position < _END_SIZE:
+        raise _Corrupt("no end record")
+    end_at = source.size - tail_size + position
+    count, cd_size, cd_offset = struct.unpack_from("<HLL", tail, position + 10)
+    record_end = end_at
+    locator_at = end_at - _ZIP64_LOCATOR_SIZE
+    if locator_at >= 0 and source.pread(4, locator_at) == b"PK\x06\x07":
+        zip64_at = struct.unpack_from("<Q", source.pread(_ZIP64_LOCATOR_SIZE, locator_at), 8)[0]
+        record = source.pread(_ZIP64_END_SIZE, zip64_at)
+        if record[:4] == _ZIP64_END_SIGNATURE:
+            count, cd_size, cd_offset = struct.unpack_from("<QQQ", record, 32)
+            record_end = zip64_at
+    shift = record_end - cd_size - cd_offset  # bytes prepended to the archive
+    if shift < 0:
+        raise _Corrupt("the central directory lies outside the file")
+    directory = source.pread(cd_size, cd_offset + shift)
+    if len(directory) != cd_size:
+        raise _Corrupt("the central directory is cut short")
+    records = []
+    at = 0
+    for _ in range(count):
+        fields = _CENTRAL.unpack_from(directory, at)
+        if fields[0] != _CENTRAL_SIGNATURE:
+            raise _Corrupt("bad central directory record")
+        flags, method, crc, compressed, size = fields[5], fields[6], fields[9], fields[10], fields[11]
+        name_length, extra_length, comment_length = fields[12], fields[13], fields[14]
+        external, offset = fields[17], fields[18]
+        at += _CENTRAL.size
+        raw_name = directory[at : at + name_length]
+        extra = directory[at + name_length : at + name_length + extra_length]
+        if len(raw_name) != name_length or len(extra) != extra_length:
+            raise _Corrupt("bad central directory record")
+        at += name_length + extra_length + comment_length
+        name = raw_name.decode("utf-8" if flags & _FLAG_UTF8 else "cp437")
+        if _ZIP64_MARK in (size, compressed, offset):
+            size, compressed, offset = _zip64_fields(extra, size, compressed, offset)
+        records.append(_Record(name, flags, method, crc, compressed, size, external, offset + shift))
+    return records
+
+
+def _zip64_fields(extra: bytes, size: int, compressed: int, offset: int) -> tuple[int, int, int]:
+    """The 64-bit sizes and offset of a record whose 32-bit fields are 0xFFFFFFFF."""
+    at = 0
+    while at + 4 <= len(extra):
+        kind, length = struct.unpack_from("<HH", extra, at)
+        if kind == 1:
+            values = list(struct.unpack_from(f"<{length // 8}Q", extra, at + 4))
+            if size == _ZIP64_MARK:
+                size = values.pop(0)
+            if compressed == _ZIP64_MARK:
+                compressed = values.pop(0)
+            if offset == _ZIP64_MARK:
+                offset = values.pop(0)
+            return size, compressed, offset
+        at += 4 + length
+    raise _Corrupt("a zip64 record without its zip64 extra field")
 
 
 def _name_problem(name: str) -> str | None:
@@ -358,7 +418,7 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
-def _entry_problem(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:
+def _entry_problem(info: _Record, limits: ZipLimits) -> str | None:
     """Why an entry is refused before anything is decompressed, or None when it is fine."""
     if stat.S_ISLNK(info.external_attr >> 16):
         return "is a symbolic link"
@@ -442,7 +502,7 @@ class SafeZip:
         self._check_layout(infos)
         return entries
 
-    def _parse_central_directory(self) -> list[zipfile.ZipInfo]:
+    def _parse_central_directory(self) -> list[_Record]:
         count = _declared_entry_count(self._source)
         if count is None:
             head = self._source.pread(4, 0)
@@ -453,7 +513,7 @@ class SafeZip:
             raise self._error("not a ZIP file")
         self._check_entry_count(count)
         try:
-            infos = zipfile.ZipFile(_SourceReader(self._source)).infolist()
+            infos = _central_directory(self._source)
         except (*_PARSE_ERRORS, _Corrupt) as error:
             raise self._error(f"truncated or corrupt ZIP ({error})") from None
         self._check_entry_count(len(infos))
@@ -463,7 +523,7 @@ class SafeZip:
         if count > self._limits.max_entries:
             raise self._error(f"has {count} entries, more than the limit of {self._limits.max_entries}; refusing it")
 
-    def _check_layout(self, infos: list[zipfile.ZipInfo]) -> None:
+    def _check_layout(self, infos: list[_Record]) -> None:
         """Refuse entries that overlap (the trick of the densest ZIP bombs) or run past the end of the file."""
         ordered = sorted(infos, key=lambda info: info.header_offset)
         if ordered and ordered[0].header_offset < 0:

@@ -168,8 +168,8 @@ class ZarrMagView:
 
     def read(self, box: BoundingBox) -> np.ndarray:
         """Voxels of ``box`` (this mag's voxels); zeros outside the array and where no chunk is."""
-        out = np.zeros((*box.size[::-1], self.num_channels), self.dtype)
         inner = box.intersection(BoundingBox((0, 0, 0), self.shape_xyz))
+        data = None
         if not inner.is_empty:
             try:
                 data = self._source.read(inner) if self._source is not None else read_box(self._view, inner)
@@ -179,8 +179,12 @@ class ZarrMagView:
                 if not self.tolerant:
                     raise _failure(str(self.path), error) from None
                 data = self._read_chunk_by_chunk(inner)
-            out[inner.zyx_slices(box.topleft)] = data
-        return out[..., 0] if self.num_channels == 1 else out
+        if inner != box:  # parts beyond the array read as zeros
+            out = np.zeros((*box.size[::-1], self.num_channels), self.dtype)
+            if data is not None:
+                out[inner.zyx_slices(box.topleft)] = data
+            data = out
+        return data[..., 0] if self.num_channels == 1 else data
 
     def _read_chunk_by_chunk(self, box: BoundingBox) -> np.ndarray:
         """``box`` read one stored chunk at a time, so that only the chunks that fail to
@@ -277,6 +281,9 @@ class _ReadThrough:
         self._held = 0
 
     def read(self, box: BoundingBox) -> np.ndarray:
+        """Fetch the missing chunks under the lock, decode outside it: reads of several
+        threads decode in parallel. A store started afresh meanwhile keeps serving the
+        view taken here, which still holds its chunks."""
         with self._lock:
             pieces = self._missing(box)
             size = sum(len(piece) for _, piece in pieces if piece is not None)
@@ -285,7 +292,8 @@ class _ReadThrough:
                 pieces = self._missing(box)
                 size = sum(len(piece) for _, piece in pieces if piece is not None)
             self._put(pieces, size)
-            return read_box(self._view, box)
+            view = self._view
+        return read_box(view, box)
 
     def _missing(self, box: BoundingBox) -> list[tuple[str, bytes | None]]:
         """(key, encoded bytes or None) of the chunks ``box`` needs that were not looked up."""

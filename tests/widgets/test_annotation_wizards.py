@@ -11,6 +11,7 @@ import pytest
 from napari_wkw._widgets.annotation_wizards import (
     AnnotationInfoPanel,
     ExportAnnotationWizard,
+    MergeAnnotationWizard,
     SaveAnnotationWizard,
 )
 from napari_wkw.core import BoundingBox, Mag
@@ -102,3 +103,32 @@ def test_info_panel_follows_the_selected_annotation_layer(make_napari_viewer, qt
     qtbot.waitUntil(lambda: panel.info is not None, timeout=30_000)
     assert panel.info["dataset"] == "l4_sample"
     assert "1 (111), 2-2-1 (44)" in panel.summary.value
+
+
+def test_merge_wizard_paints_an_annotation_into_a_new_layer(make_napari_viewer, run_wizard, em_dataset, tmp_path):
+    from napari_wkw.core import Dataset
+    from napari_wkw.core.annotation_write import VolumeToWrite, write_volume_annotation
+
+    path, _, labels = em_dataset
+    painted = np.zeros((8, 40, 40), np.uint32)
+    painted[2:6, 10:30, 10:30] = 999
+    annotation = write_volume_annotation(
+        tmp_path / "fix.zip", VolumeToWrite(painted, offset=(96, 64, 16)), voxel_size=(11.24, 11.24, 25.0)
+    )
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-wkw")
+    wizard = MergeAnnotationWizard(viewer)
+    assert wizard.choice.path == path
+    wizard.annotation_file.value = annotation
+    wizard.choice.layer.value = "segmentation"
+    wizard.into.value = "segmentation_fixed"
+    run_wizard(wizard)
+    dataset = Dataset.open(path)
+    merged = dataset.layers["segmentation_fixed"].finest_mag.read(BoundingBox((64, 32, 8), (210, 150, 40)))
+    expected = labels.copy()
+    region = expected[8 + 2 : 8 + 6, 32 + 10 : 32 + 30, 32 + 10 : 32 + 30]
+    region[...] = 999  # voxel mode: the annotation names no fallback layer
+    np.testing.assert_array_equal(merged, expected)
+    original = dataset.layers["segmentation"].finest_mag.read(BoundingBox((64, 32, 8), (210, 150, 40)))
+    np.testing.assert_array_equal(original, labels)
+    assert any(layer.metadata.get("wkw_layer") == "segmentation_fixed" for layer in viewer.layers)

@@ -23,6 +23,7 @@ COMMAND_WIDGETS = {
     "info": "Dataset info",
     "annotation-info": "Annotation info",
     "export-annotation": "Export annotation",
+    "merge-annotation": "Merge annotation",
 }
 
 

@@ -263,3 +263,76 @@ class AnnotationInfoPanel(Container):
     def _show(self, info: dict | None, text: str) -> None:
         self.info = info
         self.summary.value = text
+
+
+class MergeAnnotationWizard(Wizard):
+    """Paint an annotation's volume over a dataset's segmentation layer (`napari-wkw merge-annotation`)."""
+
+    title = "merging the annotation"
+    intro = (
+        "Paint a WEBKNOSSOS annotation's volume over a segmentation layer of its dataset: where the "
+        "annotation holds a bucket its labels win, elsewhere the layer keeps its ids; the coarser mags are "
+        "updated where it reaches. Into a new layer, the original stays as it is."
+    )
+    run_text = "Merge"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:  # noqa: F821
+        from ..ops.merge_annotation import MODES
+        from .dataset_fields import DatasetChoice
+
+        self.annotation_file = path_edit("annotation", mode="r", filter="*.zip", tooltip="A volume annotation ZIP")
+        self.choice = DatasetChoice(viewer, all_layers=False)
+        self.into = LineEdit(label="into new layer", tooltip="Write the result as a new layer; empty: in place")
+        self.into.native.setPlaceholderText("(merge in place)")
+        self.volume_name = LineEdit(label="volume", tooltip="The annotation's volume layer when it has several")
+        self.volume_name.native.setPlaceholderText("its only one")
+        self.mode = ComboBox(
+            choices=MODES,
+            value="auto",
+            label="mode",
+            tooltip="bucket: painted buckets replace the layer, zeros included (erasures); voxel: only non-zero "
+            "voxels; auto: bucket when the annotation names a fallback layer, else voxel",
+        )
+        super().__init__(viewer, [self.annotation_file, *self.choice.widgets, self.into, self.volume_name, self.mode])
+        layer = selected_layer(viewer)
+        source = (layer.metadata or {}).get("wk_annotation") if layer is not None else None
+        if source and str(source).endswith(".zip"):
+            set_path(self.annotation_file, Path(source))
+        self.validate()
+
+    def problems(self) -> list[str]:
+        from .fields import layer_name_problem
+
+        found = []
+        annotation = path_of(self.annotation_file)
+        if annotation is None or not annotation.is_file():
+            found.append("choose the annotation ZIP" if annotation is None else f"{annotation}: no such file")
+        found += [p for p in (self.choice.problem(),) if p]
+        if self.choice.layer_name is None:
+            found.append("choose the segmentation layer to paint over")
+        if self.into.value.strip() and (problem := layer_name_problem(self.into.value.strip())):
+            found.append(problem)
+        return found
+
+    def task(self):
+        from ..ops.merge_annotation import merge_annotation
+
+        annotation, dataset, layer = path_of(self.annotation_file), self.choice.path, self.choice.layer_name
+        options = {
+            "into": self.into.value.strip() or None,
+            "volume_name": self.volume_name.value.strip() or None,
+            "mode": self.mode.value,
+            "jobs": self.jobs(),
+        }
+        return lambda progress, cancel: merge_annotation(
+            annotation, dataset, layer, **options, progress=progress, cancel=cancel
+        )
+
+    def succeeded(self, result) -> str:
+        from .fields import open_result
+
+        open_result(self.viewer, result.dataset)
+        return (
+            f"merged {result.buckets} bucket(s) of {result.volume!r} into {result.layer} ({result.mode} mode, "
+            f"{result.files_rewritten} file(s) rewritten)"
+        )

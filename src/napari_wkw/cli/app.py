@@ -237,6 +237,7 @@ from . import (  # noqa: E402, F401
     dataset_commands,
     inspect_commands,
     knossos_command,
+    merge_command,
     nifti_command,
     tiles_command,
 )

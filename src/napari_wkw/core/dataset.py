@@ -190,6 +190,8 @@ class MagView:
 
         def produce(sub: BoundingBox):
             data = self._checked(fetch(sub))
+            if data.shape != self.array_shape(sub):  # a wrong shape would be encoded as a corrupt block
+                raise WKWError(f"{self.path}: got {data.shape} voxels for box {sub.topleft}+{sub.size}")
             top = data.max() if find_max and data.size else None
             if builder is None:
                 return sub, data, top

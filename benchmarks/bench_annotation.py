@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -254,8 +252,6 @@ def main() -> None:
             for m in layer_a.mags
         )
     print(f"  same mags and voxels as the reference's annotation: {same}")
-    json.dump({"write": rows, "reference": [ref_seconds, ref_memory]}, open(args.workdir / "last.json", "w"))
-    os.sync()
 
 
 if __name__ == "__main__":

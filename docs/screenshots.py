@@ -1,6 +1,7 @@
 """Screenshots of every wizard and of a converted dataset in the viewer, for the README.
 
 Run under a (virtual) display:  xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python docs/screenshots.py
+(add ``annotations`` to make only the WEBKNOSSOS annotation screenshots).
 It builds the demo dataset in a temporary folder, opens it, docks each wizard with its
 form filled for the demo data, and saves docs/wizards/<name>.png plus full-window shots.
 """
@@ -178,5 +179,65 @@ def main() -> int:
     return 0
 
 
+def annotation_scene() -> int:
+    """The real l4_sample annotation dropped onto a stand-in of its dataset (EM from
+    tests/data at the annotation's voxel size and place), a segment painted next to it, and
+    the four annotation widgets: docs/annotation-viewer.png and docs/wizards/<name>.png."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_wkw.core.save import ArrayLayer, save_dataset
+    from napari_wkw.demo import ShiftedMosaic, em_mosaic
+
+    tests_data = DOCS.parent / "tests" / "data"
+    annotation = tests_data / "annotations" / "l4_sample__explorational__suser__94b271.zip"
+    voxel = (11.239999771118164, 11.239999771118164, 28.0)
+    work = Path(tempfile.mkdtemp(prefix="napari-wkw-shots-"))
+    start, size = (3264, 3328, 1008), (768, 512, 64)
+    stack = ShiftedMosaic(em_mosaic(), size[2])
+    image = stack[slice(0, size[2]), slice(0, size[1]), slice(0, size[0])]
+    dataset = save_dataset(work / "l4_sample", [ArrayLayer("color", "color", [image], voxel, offset=start)])
+    viewer = napari.Viewer(title="napari-wkw")
+    viewer.window._qt_window.resize(*WINDOW)
+    app = QApplication.instance()
+    viewer.open(str(dataset), plugin="napari-wkw")
+    opened = viewer.open(str(annotation), plugin="napari-wkw")
+    labels = next(layer for layer in opened if type(layer).__name__ == "Labels")
+    plane = 1024  # inside the painted buckets (z 1024-1056), where the skeleton's nodes are
+    in_layer = plane - int(round(labels.translate[0] / labels.scale[0]))
+    y0 = 3650 - int(round(labels.translate[1] / labels.scale[1]))
+    x0 = 3450 - int(round(labels.translate[2] / labels.scale[2]))
+    labels.data[in_layer, y0 : y0 + 60, x0 : x0 + 90] = 77  # what a proofreader paints
+    labels.refresh()
+    labels.opacity = 0.8
+    viewer.dims.set_point(0, plane * voxel[2])
+    viewer.scene.camera.center = (3590 * voxel[1], 3620 * voxel[0])
+    viewer.scene.camera.zoom = 0.95 / voxel[0]
+    viewer.layers.selection.active = labels
+    settle(app)
+    scenes = [
+        ("save-annotation", "annotation_wizards:SaveAnnotationWizard"),
+        ("export-annotation", "annotation_wizards:ExportAnnotationWizard"),
+        ("merge-annotation", "annotation_wizards:MergeAnnotationWizard"),
+        ("annotation-info", "annotation_wizards:AnnotationInfoPanel"),
+    ]
+    for name, path in scenes:
+        widget = wizard_class(path)(viewer)
+        widget.native.setMaximumWidth(470)
+        dock = viewer.window.add_dock_widget(widget, name=name, area="right")
+        settle(app)
+        if name == "annotation-info":
+            wait(app, lambda w=widget: w.info is not None)
+            settle(app)
+            viewer.screenshot(str(DOCS / "annotation-viewer.png"), canvas_only=False)
+        save_widget(widget, DOCS / "wizards" / f"{name}.png")
+        viewer.window.remove_dock_widget(dock)
+        settle(app)
+    viewer.close()
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {DOCS / 'annotation-viewer.png'} and the annotation widgets' screenshots")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(annotation_scene() if sys.argv[1:] == ["annotations"] else main() or annotation_scene())

@@ -258,7 +258,7 @@ class AnnotationInfoPanel(Container):
 
         from ..ops.annotations import format_annotation_info
 
-        self._show(info, f"<pre>{escape(format_annotation_info(info))}</pre>")
+        self._show(info, f"<pre style='font-size: small'>{escape(format_annotation_info(info))}</pre>")
 
     def _show(self, info: dict | None, text: str) -> None:
         self.info = info

@@ -12,7 +12,9 @@ per slice. Then measures, with a warm page cache (every file read once first):
    the 32-deep block layer holding it (target <= 1.3x), runs alternating with the
    baseline's so both meet the same allocator and page-cache state;
 3. a z-scroll of 32 consecutive planes of one block layer, each read as napari reads
-   it, against one bare read of that 32-plane slab (target <= 1.5x).
+   it, against one bare read of that 32-plane slab (target <= 1.5x);
+4. the same three for a zarr3 twin of the dataset (as the webknossos library writes zarr3:
+   1024^3 shards of 32^3 zstd chunks), against bare tensorstore reads: the same bars.
 
 With ``--napari`` (needs a display, e.g. under xvfb-run) it also scrolls 32 planes
 in a real viewer at mag 1 and compares with the same planes held in memory as numpy:
@@ -93,6 +95,93 @@ def build_huge(path: Path) -> None:
     ds.save_properties()
 
 
+def build_zarr3(source: Path, path: Path) -> None:
+    """The same voxels and mags as ``source``, as the webknossos library writes zarr3:
+    (c, x, y, z) arrays of 1024^3 shards of 32^3 zstd chunks, ``dataFormat`` zarr3."""
+    import json
+    import shutil
+
+    import tensorstore as ts
+
+    if (path / "datasource-properties.json").is_file():
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    dataset = Dataset.open(source)
+    layer = dataset.layers["color"]
+    properties = json.loads((source / "datasource-properties.json").read_text())
+    entry = properties["dataLayers"][0]
+    entry["dataFormat"] = "zarr3"
+    entry["mags"] = []
+    for mag, view in layer.mags.items():
+        box = layer.bounding_box.in_mag(mag)
+        inner = {
+            "name": "sharding_indexed",
+            "configuration": {
+                "chunk_shape": [1, 32, 32, 32],
+                "codecs": [
+                    {"name": "transpose", "configuration": {"order": [3, 2, 1, 0]}},
+                    {"name": "bytes"},
+                    {"name": "zstd", "configuration": {"level": 5, "checksum": True}},
+                ],
+                "index_codecs": [{"name": "bytes"}, {"name": "crc32c"}],
+            },
+        }
+        spec = {
+            "driver": "zarr3",
+            "kvstore": {"driver": "file", "path": str(path / "color" / mag.folder_name()) + "/"},
+            "metadata": {
+                "shape": [1, *box.bottomright],
+                "data_type": "uint8",
+                "dimension_names": ["c", "x", "y", "z"],
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 1024, 1024, 1024]}},
+                "codecs": [inner],
+            },
+            "create": True,
+        }
+        array = ts.open(spec).result()
+        (x0, y0, z0), (x1, y1, z1) = box.topleft, box.bottomright
+        array[0, x0:x1, y0:y1, z0:z1].write(view.read(box).transpose(2, 1, 0)).result()
+        entry["mags"].append(
+            {
+                "mag": list(mag.xyz),
+                "path": f"./color/{mag.folder_name()}",
+                "axisOrder": {"c": 0, "x": 1, "y": 2, "z": 3},
+            }
+        )
+    (path / "datasource-properties.json").write_text(json.dumps(properties, indent=2))
+    print(f"wrote {path}: the same voxels as zarr3 (1024^3 shards of 32^3 zstd chunks)")
+
+
+def zarr3_rows(path: Path, z: int, z0: int, depth: int, repeats: int) -> list[tuple]:
+    """Open, one plane and a z-scroll of the zarr3 twin, against bare tensorstore reads of the
+    chunk layer holding the plane (warm page cache)."""
+    import tensorstore as ts
+
+    for file in path.rglob("c/*/*/*/*"):
+        file.read_bytes()
+    read_wkw(str(path))
+    rows = [("zarr3: open", statistics.median(timed(lambda: read_wkw(str(path)), 10)), None, 0.2, "s")]
+    array = ts.open({"driver": "zarr3", "kvstore": f"file://{path}/color/1/"}).result()
+
+    def bare_read():
+        array[0, :2048, :2048, z0 : z0 + depth].read().result()
+
+    def one_plane():
+        [(levels, _, _)] = read_wkw(str(path))
+        np.asarray(levels[0][z])
+
+    def z_scroll():
+        [(levels, _, _)] = read_wkw(str(path))
+        for plane_index in range(z0, z0 + depth):
+            np.asarray(levels[0][plane_index])
+
+    plane, bare = interleaved(one_plane, bare_read, repeats)
+    rows.append(("zarr3: one mag-1 plane", plane, bare, 1.3, "x"))
+    scroll, bare = interleaved(z_scroll, bare_read, repeats)
+    rows.append((f"zarr3: z-scroll of {depth}", scroll, bare, 1.5, "x"))
+    return rows
+
+
 def warm_page_cache(path: Path) -> None:
     for file in path.rglob("*.wkw"):
         with open(file, "rb") as f:
@@ -146,12 +235,19 @@ def main() -> None:
     scroll, bare = interleaved(z_scroll, bare_read, args.repeats)
     rows.append((f"z-scroll of {slab[2]} planes", scroll, bare, 1.5, "x"))
 
+    twin = args.workdir / f"em-{args.depth}x2048x2048-zarr3"
+    build_zarr3(big, twin)
+    rows += zarr3_rows(twin, z, z0, slab[2], args.repeats)
+
     if args.napari:
         in_viewer, in_memory = viewer_scroll(big, z0, slab[2])
         rows.append((f"napari scroll, {slab[2]} planes", in_viewer, in_memory, 1.5, "x"))
         print(f"\n(napari baseline: the same {slab[2]} planes as an in-memory numpy layer)")
 
-    print(f"\nbaseline: one bare wkw read of the {slab[2]}-deep block layer at z={z0}, warm page cache\n")
+    print(
+        f"\nbaseline: one bare wkw read (zarr3 rows: tensorstore read) of the {slab[2]}-deep block layer at z={z0}, "
+        "warm page cache\n"
+    )
     print(f"{'metric':28s} {'seconds':>8s} {'baseline':>9s} {'ratio':>6s} {'target':>8s}  verdict")
     for label, seconds, baseline, target, kind in rows:
         if kind == "x":

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a difference found (check-equality), 2 bad input or usa
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import sys
@@ -43,7 +44,10 @@ class Group(click.Group):
             click.echo("napari-wkw: cancelled; every file written so far is complete", err=True)
             sys.exit(EXIT_CANCELLED)
         except WKWError as error:
-            raise Failure(str(error)) from None
+            message = str(error)
+            if message.endswith(("no space left on device", "read-only file system")):
+                message += _RERUN_HINT
+            raise Failure(message) from None
         except OSError as error:
             raise Failure(_os_message(error)) from None
 
@@ -68,9 +72,15 @@ def _warnings_as_lines():
                 warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
+#: what to do after a write failed because of the file system, not the data
+_RERUN_HINT = "; nothing half-written was kept: make room (or make it writable) and run the same command again"
+
+
 def _os_message(error: OSError) -> str:
     name = error.filename if error.filename is not None else ""
     reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+        reason += _RERUN_HINT
     return f"{name}: {reason}" if name else reason
 
 

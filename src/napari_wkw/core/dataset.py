@@ -20,7 +20,7 @@ import numpy as np
 import wkw
 
 from .element_class import dtype_for, element_class_for
-from .errors import DatasetFormatError, NotWKWError, WKWError, WKWWarning
+from .errors import DatasetFormatError, NotWKWError, WKWError, WKWWarning, disk_problem
 from .geometry import BoundingBox, Mag, Vec3, lcm_of_mags
 from .progress import check_cancelled
 from .properties import (
@@ -165,7 +165,9 @@ class MagView:
             try:
                 self._handle().write(box.topleft, cxyz)
             except LIBWKW_ERRORS as error:
-                raise DatasetFormatError(f"{self.path}: cannot write box {box.topleft}: {error}") from None
+                why = disk_problem(self.path)
+                detail = why if why is not None else str(error)
+                raise WKWError(f"{self.path}: cannot write box {box.topleft}: {detail}") from None
             return
         for file_box in box.chunks((self.header.file_size,) * 3):
             part = data[file_box.zyx_slices(box.topleft)]

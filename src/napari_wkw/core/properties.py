@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .element_class import channels_for, dtype_for
-from .errors import DatasetFormatError
+from .errors import DatasetFormatError, naming
 from .geometry import BoundingBox, Mag
 
 PROPERTIES_FILE = "datasource-properties.json"
@@ -187,5 +187,9 @@ def write_properties(path: Path, properties: DatasetProperties) -> None:
     """Write the current style atomically: a reader sees the old file or the new one."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(properties.to_json(), indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(json.dumps(properties.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)  # a half-written partial never lingers (full disk)
+        raise naming(error, path) from None

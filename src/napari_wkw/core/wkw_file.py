@@ -25,7 +25,7 @@ import lz4.block
 import numpy as np
 
 from .element_class import WKW_DTYPES
-from .errors import DatasetFormatError
+from .errors import DatasetFormatError, naming
 from .progress import check_cancelled
 
 HEADER_SIZE = 16
@@ -166,8 +166,11 @@ class CompressedFileWriter:
             self._held += len(piece) - len(self._in_memory.get(index, b""))
             self._in_memory[index] = piece
         else:
-            self._spilled[index] = (self._spill.seek(0, os.SEEK_END), len(piece))
-            self._spill.write(piece)
+            try:
+                self._spilled[index] = (self._spill.seek(0, os.SEEK_END), len(piece))
+                self._spill.write(piece)
+            except OSError as error:
+                raise naming(error, self._spill.name) from None
 
     def _start_spilling(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +251,8 @@ class CompressedFileWriter:
                 f.seek(HEADER_SIZE)
                 f.write(ends.astype("<u8").tobytes())
             os.replace(partial, self.path)
+        except OSError as error:
+            raise naming(error, self.path) from None
         finally:
             partial.unlink(missing_ok=True)
             self.close()
@@ -446,6 +451,8 @@ def compress_file(source: Path, target: Path, block_type: int = BLOCK_LZ4, threa
                 out.seek(HEADER_SIZE)
                 out.write(ends.tobytes())
             os.replace(partial, target)
+        except OSError as error:
+            raise naming(error, target) from None
         finally:
             partial.unlink(missing_ok=True)
     return True

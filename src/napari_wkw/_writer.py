@@ -12,8 +12,12 @@ from .core.save import ArrayLayer, save_dataset
 
 
 def write_layers(path: str, layer_data: list[tuple]) -> list[str]:
-    """Save every (data, meta, layer_type) as one WKW layer; returns the dataset path."""
-    return [str(save_dataset(path, array_layers(layer_data)))]
+    """Save every (data, meta, layer_type) as one WKW layer; returns the dataset path.
+    The pyramid is built on threads, one per core."""
+    from .jobs.runner import JobSettings, Runner
+
+    with Runner(JobSettings("threads")) as runner:
+        return [str(save_dataset(path, array_layers(layer_data), runner=runner))]
 
 
 def array_layers(layer_data: list[tuple]) -> list[ArrayLayer]:

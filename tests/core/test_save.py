@@ -10,7 +10,7 @@ import pytest
 
 from napari_wkw.core import CancelledError, CancelToken, Dataset, TargetExistsError, WKWError
 from napari_wkw.core.save import ArrayLayer, save_dataset
-from napari_wkw.jobs import JobSettings
+from napari_wkw.jobs import JobSettings, Runner
 
 
 def layer(name="a", value=1, category="color", shape=(10, 20, 30), dtype=np.uint8):
@@ -115,11 +115,12 @@ def test_memory_is_flat_in_the_volume_size(tmp_path, monkeypatch):
     runs = [(128, "sequential"), (512, "sequential"), (512, "threads")]
     for depth, strategy in runs:  # all deep enough for full-size tiles at every step
         tracemalloc.start()
-        save_dataset(
-            tmp_path / f"d{depth}{strategy}",
-            [ArrayLayer("c", "color", [Generated((depth, 512, 512))], (1, 1, 2))],
-            jobs=JobSettings(strategy, jobs=2),
-        )
+        with Runner(JobSettings(strategy, jobs=2)) as runner:
+            save_dataset(
+                tmp_path / f"d{depth}{strategy}",
+                [ArrayLayer("c", "color", [Generated((depth, 512, 512))], (1, 1, 2))],
+                runner=runner,
+            )
         peaks[depth, strategy] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peaks[512, "sequential"] < 1.15 * peaks[128, "sequential"], peaks  # 4x the volume, the same memory

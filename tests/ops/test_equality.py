@@ -48,7 +48,7 @@ def save(path: Path, kind: str, data: np.ndarray, *, name: str | None = None, co
          offset=OFFSET, voxel=(11.24, 11.24, 25.0)) -> Path:
     _, channels, category = KINDS[kind]
     layer = ArrayLayer(name or kind, category, [data], voxel, offset=offset, num_channels=channels)
-    return save_dataset(path, [layer], compress=compress, pyramid=pyramid, jobs=SEQUENTIAL)
+    return save_dataset(path, [layer], compress=compress, pyramid=pyramid)
 
 
 def save_small_files(path: Path, kind: str, data: np.ndarray, *, compress=True, offset=OFFSET) -> Path:
@@ -224,8 +224,8 @@ def test_missing_mag_and_missing_layer(tmp_path):
         ArrayLayer("color", "color", [image], voxel, offset=OFFSET),
         ArrayLayer("segmentation", "segmentation", [labels], voxel, offset=OFFSET),
     ]
-    a = save_dataset(tmp_path / "a", layers, jobs=SEQUENTIAL)
-    b = save_dataset(tmp_path / "b", layers[:1], jobs=SEQUENTIAL)
+    a = save_dataset(tmp_path / "a", layers)
+    b = save_dataset(tmp_path / "b", layers[:1])
     dataset = Dataset.open(b)
     color = dataset.layers["color"]
     coarsest = list(color.mags)[-1]
@@ -275,7 +275,6 @@ def test_our_pyramid_equals_the_reference_written_dataset(tmp_path, wkw_copy):
             ArrayLayer("segmentation", "segmentation", [labels], voxel, offset=(7, 9, 3)),
         ],
         compress=False,
-        jobs=SEQUENTIAL,
     )
     for mag in ("1", "2-2-1", "4-4-2"):
         report = check_equality(reference, ours, mag=mag, jobs=SEQUENTIAL)

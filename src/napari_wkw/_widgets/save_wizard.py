@@ -117,9 +117,12 @@ class SaveAsWKWWizard(Wizard):
         self._saved = [layer.name for layer in layers]
 
         def run(progress, cancel):
-            return save_dataset(
-                path, layers, compress=compress, pyramid=pyramid, jobs=jobs, progress=progress, cancel=cancel
-            )
+            from ..jobs.runner import Runner
+
+            with Runner(jobs, progress, cancel) as runner:
+                return save_dataset(
+                    path, layers, compress=compress, pyramid=pyramid, runner=runner, progress=progress, cancel=cancel
+                )
 
         return run
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..jobs.runner import JobSettings, Runner
 from .dataset import Layer, MagView
 from .errors import WKWError
 from .geometry import BoundingBox, Mag, Vec3
+from .units import InlineRunner, UnitRunner
 from .wkw_file import BLOCK_LZ4, suggested_file_len
 
 INTERPOLATIONS = ("median", "mode", "linear", "nearest", "max", "min")
@@ -285,13 +285,15 @@ def downsample_file(unit: DownsampleUnit) -> None:
     target.write_file(unit.box, fetch, (256, 256, target.header.block_len), threads=unit.threads, find_max=False)
 
 
-def downsample_mag(layer: Layer, source: MagView, target: MagView, method: str, runner: Runner | None = None) -> None:
+def downsample_mag(
+    layer: Layer, source: MagView, target: MagView, method: str, runner: UnitRunner | None = None
+) -> None:
     """Fill ``target`` from ``source``, one target WKW file per work unit."""
     factor = tuple(t // s for t, s in zip(target.mag.xyz, source.mag.xyz))
     if any(f * s != t for f, s, t in zip(factor, source.mag.xyz, target.mag.xyz)) or max(factor) < 1:
         raise WKWError(f"mag {target.mag} is not a multiple of mag {source.mag}")
     method = _filter_name(method)  # checked before any unit runs
-    runner = runner or Runner(JobSettings("sequential"))
+    runner = runner or InlineRunner()
     boxes = list(layer.bounding_box.in_mag(target.mag).chunks((target.header.file_size,) * 3))
     threads = max(1, runner.workers // max(1, len(boxes)))
     units = [
@@ -334,7 +336,7 @@ def build_pyramid(
     method: str | None = None,
     sampling_mode: str = "anisotropic",
     block_type: int = BLOCK_LZ4,
-    runner: Runner | None = None,
+    runner: UnitRunner | None = None,
     from_mag: Mag | None = None,
 ) -> list[Mag]:
     """Build every missing mag from the finest one (or ``from_mag``), each from the previous.

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..jobs.runner import JobSettings, Runner
 from .dataset import Dataset, Layer
 from .downsample import build_pyramid, default_coarsest_mag
 from .element_class import WKW_DTYPES
@@ -26,6 +25,7 @@ from .locate import looks_like_wkw
 from .progress import CancelToken, ProgressCallback
 from .properties import PROPERTIES_FILE, read_properties
 from .staging import fresh_staging
+from .units import InlineRunner, UnitRunner
 from .wkw_file import BLOCK_LZ4, BLOCK_RAW, suggested_file_len
 from .writing import write_array
 
@@ -73,14 +73,15 @@ def save_dataset(
     name: str | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
-    jobs: JobSettings | None = None,
+    runner: UnitRunner | None = None,
 ) -> Path:
     """Write ``layers`` into the dataset at ``path`` and return the dataset folder.
 
     ``path`` may be missing, an empty folder, or an existing WKW dataset (layers of the
     same name are replaced, others kept). Anything else is refused with
-    TargetExistsError before a byte is written. The pyramid is built with ``jobs``
-    (default: threads, one per core).
+    TargetExistsError before a byte is written. The pyramid's units run on ``runner``
+    (default: in this thread; ``napari_wkw.jobs.runner.Runner`` runs them on threads,
+    processes or a cluster).
     """
     path = Path(path).expanduser().absolute()
     if not layers:
@@ -107,7 +108,7 @@ def save_dataset(
     try:
         staged = Dataset.create(staging, voxel_size, name=name or path.name, unit=layers[0].unit)
         for layer in layers:
-            _write_layer(staged, layer, compress, pyramid, progress, cancel, jobs or JobSettings("threads"))
+            _write_layer(staged, layer, compress, pyramid, progress, cancel, runner or InlineRunner(progress, cancel))
         staged.save_properties()
         if existing is None:
             if path.exists():
@@ -145,7 +146,7 @@ def _write_layer(
     pyramid: bool,
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
-    jobs: JobSettings,
+    runner: UnitRunner,
 ) -> Layer:
     box = BoundingBox(tuple(source.offset), source.size)  # type: ignore[arg-type]
     layer = dataset.add_layer(
@@ -174,13 +175,12 @@ def _write_layer(
     if source.category == "segmentation":
         layer.properties.largest_segment_id = int(largest or 0)
     if pyramid:
-        with Runner(jobs, progress, cancel) as runner:
-            build_pyramid(
-                layer,
-                coarsest=default_coarsest_mag(box.size),
-                block_type=block_type,
-                runner=runner,
-            )
+        build_pyramid(
+            layer,
+            coarsest=default_coarsest_mag(box.size),
+            block_type=block_type,
+            runner=runner,
+        )
     return layer
 
 

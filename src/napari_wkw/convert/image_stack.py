@@ -89,6 +89,7 @@ class SliceFile:
     channel_axis: int | None = None  # TIFF: which page axis is C, if C is a page axis
     sample_axis: bool = False  # TIFF: the pages carry samples (YXS)
     memmap: tuple[tuple[int, ...], ...] | None = None  # per page: (offset,) when uncompressed
+    decoder: str = "tifffile"  # TIFF: "pillow" for the pages libtiff decodes faster (see _pillow_decodes)
 
 
 def _tiff_voxel_size(tif) -> tuple[float, float, float] | None:
@@ -147,6 +148,7 @@ def _tiff_file(path: Path, first_z: int) -> tuple[SliceFile, tuple[float, float,
                 memmap = tuple((int(page.dataoffsets[0]),) for page in pages)
             dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
             stated = _tiff_voxel_size(tif)
+            decoder = "pillow" if _pillow_decodes(pages, sample_axis, channels, dtype) else "tifffile"
     except WKWError:
         raise
     except Exception as error:  # tifffile raises many kinds on damaged files
@@ -165,8 +167,22 @@ def _tiff_file(path: Path, first_z: int) -> tuple[SliceFile, tuple[float, float,
         channel_axis,
         sample_axis,
         memmap,
+        decoder,
     )
     return file, stated
+
+
+def _pillow_decodes(pages: list, sample_axis: bool, channels: int, dtype: np.dtype) -> bool:
+    """Whether a TIFF is one LZW page of grey uint8/uint16 or RGB uint8 in one plane:
+    Pillow (libtiff) decodes those 2-4x faster than tifffile + imagecodecs (a 2048^2 EM
+    slice: grey 37-45 vs 87 ms, RGB 57-68 vs 103-256 ms, 16-bit 35 vs 75 ms; measured for
+    deflate, PackBits and JPEG too, where tifffile is as fast or faster)."""
+    if len(pages) != 1 or pages[0] is None:
+        return False
+    page = pages[0]
+    grey = not sample_axis and channels == 1 and dtype.itemsize in (1, 2) and dtype.kind == "u"
+    rgb = sample_axis and channels == 3 and dtype == np.uint8
+    return int(page.compression) == 5 and int(page.planarconfig) == 1 and (grey or rgb)
 
 
 def _pillow_file(path: Path, first_z: int) -> SliceFile:
@@ -323,7 +339,9 @@ class ImageStackSource(VolumeSource):
         cached = getattr(self._local, "decoded", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        if file.kind == "tiff":
+        if file.kind == "tiff" and file.decoder == "pillow":
+            data = _pillow_frame(Path(file.path), index)
+        elif file.kind == "tiff":
             import tifffile
 
             data = tifffile.imread(file.path, key=index, series=0)

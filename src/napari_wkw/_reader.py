@@ -42,7 +42,11 @@ def read_wkw(path: str | list[str]) -> list[tuple]:
     if isinstance(path, list | tuple):
         path = path[0]
     selection = _locate_best_effort(Path(path))
-    return [item for layer in selection.layers if layer.mags for item in layer_data(layer, selection.mag)]
+    layers = [item for layer in selection.layers if layer.mags for item in layer_data(layer, selection.mag)]
+    if not layers:  # napari takes an empty list for a failed read: say why instead
+        what = "the dataset has no layers" if not selection.layers else "no layer has a readable mag"
+        raise DatasetFormatError(f"{selection.dataset.path}: {what}")
+    return layers
 
 
 def _locate_best_effort(path: Path) -> Selection:

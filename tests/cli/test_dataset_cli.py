@@ -67,7 +67,10 @@ def test_compress_copy_then_recube_round_trip(raw, tmp_path):
         (["recube", "{raw}", "{tmp}/r", "--dtype", "complex64"], "WKW cannot store complex64"),
         (["downsample", "{raw}", "--max-mag", "2-x"], "mag must be like 2 or 2-2-1"),
         (["compress", "{raw}", "--jobs", "0"], "0 is not in the range"),
-        (["compress", "{raw}", "--distribution-strategy", "slurm", "--job-resources", '{{"gpus": 1}}'], "unknown key 'gpus'"),
+        (
+            ["compress", "{raw}", "--distribution-strategy", "slurm", "--job-resources", '{{"gpus": 1}}'],
+            "unknown key 'gpus'",
+        ),
         (["compress", "{raw}", "--scheduler", "tcp://127.0.0.1:9"], "use it with --distribution-strategy dask"),
     ],
 )

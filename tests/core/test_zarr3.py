@@ -208,3 +208,31 @@ def test_a_layer_with_its_axes_in_another_order(tmp_path):
     (root / "datasource-properties.json").write_text(json.dumps(properties))
     layer = Dataset.open(root).layers["color"]
     np.testing.assert_array_equal(layer.finest_mag.read(layer.bounding_box), volume)
+
+
+def test_a_layer_with_a_time_axis_shows_its_first_time_point(tmp_path):
+    import tensorstore as ts
+
+    volume = np.arange(2 * 4 * 5 * 6, dtype=np.uint8).reshape(2, 4, 5, 6)  # t, z, y, x
+    root = tmp_path / "ds"
+    spec = {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(root / "color" / "1") + "/"},
+        "metadata": {"shape": [2, 6, 5, 4], "data_type": "uint8", "dimension_names": ["t", "x", "y", "z"],
+                     "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 4, 4, 4]}}},
+        "create": True,
+    }
+    ts.open(spec).result().write(volume.transpose(0, 3, 2, 1)).result()
+    properties = {
+        "id": {"name": "ds", "team": ""},
+        "scale": {"factor": [1, 1, 1], "unit": "nanometer"},
+        "dataLayers": [{
+            "name": "color", "category": "color", "elementClass": "uint8", "dataFormat": "zarr3",
+            "boundingBox": {"topLeft": [0, 0, 0], "width": 6, "height": 5, "depth": 4},
+            "mags": [{"mag": [1, 1, 1], "path": "./color/1"}],
+        }],
+    }
+    (root / "datasource-properties.json").write_text(json.dumps(properties))
+    with pytest.warns(WKWWarning, match="showing index 0 of axes t"):
+        layer = Dataset.open(root).layers["color"]
+    np.testing.assert_array_equal(layer.finest_mag.read(layer.bounding_box), volume[0])

@@ -32,6 +32,8 @@ class OutputFolder:
         source, path = path_of(self.source), self.path
         if path is not None and source is not None and path.absolute() == source.absolute():
             return f"the {what} is the dataset itself; choose a new folder"
+        if path is not None and source is not None and path.resolve().is_relative_to(source.resolve()):
+            return f"{path} is inside the dataset {source}; choose a folder outside it"
         return new_folder_problem(path, what)
 
     def _follow(self, *_) -> None:

@@ -22,6 +22,7 @@ from ..core.dataset import HEADER_FILE, MagView
 from ..core.element_class import cast_checked
 from ..core.geometry import BoundingBox, Vec3
 from ..core.progress import check_cancelled
+from ..core.staging import owner_tag
 from ..core.threads import bounded_map
 from ..core.wkw_file import CompressedFileWriter, file_path
 from .source import VolumeSource
@@ -56,7 +57,8 @@ def plan_cube_units(
     workers: int,
     find_max: bool,
 ) -> list[CubeUnit]:
-    """Units for the data files of ``mag`` the source covers and that do not exist yet."""
+    """Units for the data files of ``mag`` the source covers and that do not exist yet;
+    files the source certainly has nothing for (no tile, no cube) are not written."""
     size = mag.header.file_size
     block = mag.header.block_len
     z_step = max(block, -(-z_step // block) * block)
@@ -65,6 +67,7 @@ def plan_cube_units(
         box
         for box in layer_box.chunks((size,) * 3)
         if not file_path(mag.path, *(a // size for a in box.topleft)).exists()
+        and source.has_data(BoundingBox(tuple(a - o for a, o in zip(box.topleft, offset)), box.size))  # type: ignore[arg-type]
     ]
     if source.croppable:
         groups = [[box] for box in missing]
@@ -189,7 +192,7 @@ class _RawSink:
         self.coords = tuple(a // size for a in box.topleft)
         self.target = file_path(view.path, *self.coords)  # type: ignore[arg-type]
         fx, fy, fz = self.coords
-        self.private = view.path / f".x{fx}y{fy}z{fz}.partial-{os.getpid()}"
+        self.private = view.path / f".x{fx}y{fy}z{fz}.partial-{owner_tag()}"
         shutil.rmtree(self.private, ignore_errors=True)
         self.private.mkdir()
         shutil.copyfile(view.path / HEADER_FILE, self.private / HEADER_FILE)

@@ -13,12 +13,13 @@ never shows a half-converted layer, and an existing layer is replaced only with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +30,10 @@ from ..core.downsample import build_pyramid, default_interpolation
 from ..core.element_class import WKW_DTYPES
 from ..core.errors import TargetExistsError, WKWError, WKWWarning
 from ..core.geometry import BoundingBox, Mag, Vec3
+from ..core.locks import locked
 from ..core.progress import CancelToken, ProgressCallback
 from ..core.properties import PROPERTIES_FILE, DatasetProperties, read_properties, write_properties
-from ..core.staging import process_alive, remove_abandoned
+from ..core.staging import left_by_dead_process, owner_tag, process_alive, remove_abandoned
 from ..core.wkw_file import BLOCK_LZ4, BLOCK_RAW, suggested_file_len
 from ..jobs.runner import JobSettings, Runner
 from .cubing import cube_unit, largest_in_file, plan_cube_units
@@ -94,23 +96,52 @@ def convert_layers(
     _check_specs(specs)
     voxel_size = _voxel_size(specs, settings)
     records = {spec.name: _job_record(spec, settings, voxel_size) for spec in specs}
-    _check_target(target, specs, records, voxel_size, settings.overwrite)
+    _check_target_now(target, specs, records, voxel_size, settings.overwrite)
     target.mkdir(parents=True, exist_ok=True)
-    result = ConversionResult(target, voxel_size=voxel_size)
-    with Runner(jobs, progress, cancel) as runner:
-        for spec in specs:
-            staging = target / f".{spec.name}{STAGING_SUFFIX}"
-            record = _claim(staging, records[spec.name])
-            if record.get("stage", "new") != "new":
-                result.resumed.append(spec.name)
-            if record.get("stage") != "installed":
-                layer = _staged_layer(staging, spec, settings, voxel_size, record)
-                _build(layer, spec, settings, runner, staging, record)
-                _install(target, staging, spec.name, voxel_size, record)
-            result.layers[spec.name] = _listed_mags(target, spec.name)
-    for spec in specs:  # the whole job is done: the records are not needed to resume any more
-        shutil.rmtree(target / f".{spec.name}{STAGING_SUFFIX}", ignore_errors=True)
+    with _layer_locks(target, specs):
+        # again, now that no other run converts these layers: one may have installed them meanwhile
+        _check_target_now(target, specs, records, voxel_size, settings.overwrite)
+        result = ConversionResult(target, voxel_size=voxel_size)
+        with Runner(jobs, progress, cancel) as runner:
+            for spec in specs:
+                staging = target / f".{spec.name}{STAGING_SUFFIX}"
+                record = _claim(staging, records[spec.name])
+                if record.get("stage", "new") != "new":
+                    result.resumed.append(spec.name)
+                if record.get("stage") != "installed":
+                    if not _moved_in(target, spec.name, record):  # else only its listing is missing
+                        layer = _staged_layer(staging, spec, settings, voxel_size, record)
+                        _build(layer, spec, settings, runner, staging, record)
+                    _install(target, staging, spec.name, voxel_size, record)
+                result.layers[spec.name] = _listed_mags(target, spec.name)
+        for spec in specs:  # the whole job is done: the records are not needed to resume any more
+            shutil.rmtree(target / f".{spec.name}{STAGING_SUFFIX}", ignore_errors=True)
     return result
+
+
+def _check_target_now(target: Path, *args) -> None:
+    """:func:`_check_target` under the properties' lock when the target exists: another run
+    installing a layer moves its folder in and lists it under that lock, and a check between
+    the two would take the unlisted folder for a dataset without properties."""
+    if not target.is_dir():
+        return _check_target(target, *args)
+    with locked(target / PROPERTIES_FILE):
+        return _check_target(target, *args)
+
+
+@contextlib.contextmanager
+def _layer_locks(target: Path, specs: Sequence[LayerSpec]) -> Iterator[None]:
+    """Hold, for the whole conversion, the lock of each layer's staging folder in ``target``
+    (``.<layer>.converting.lock``): a second run converting a layer of the same name into the
+    same target is refused at once, in one sentence, instead of interleaving with this one."""
+    with contextlib.ExitStack() as held:
+        for spec in specs:
+            busy = (
+                f"{target}: another napari-wkw run is converting layer {spec.name!r} into this dataset; "
+                "wait for it to end, or choose another layer name or target"
+            )
+            held.enter_context(locked(target / f".{spec.name}{STAGING_SUFFIX}", wait=False, busy=busy))
+        yield
 
 
 # ----------------------------------------------------------------------------- checks
@@ -175,8 +206,11 @@ def _check_target(
         if not os.access(parent, os.W_OK):
             raise WKWError(f"{parent}: cannot write here (permission denied)")
         return
-    if not any(not child.name.startswith(".") for child in target.iterdir()):
-        return
+    visible = {child.name for child in target.iterdir() if not child.name.startswith(".")}
+    if not (target / PROPERTIES_FILE).exists() and all(
+        name in records and _installed_by(target, name, records[name]) for name in visible
+    ):
+        return  # empty, or only layers this job moved in before it was killed: still a new target
     if not ((target / PROPERTIES_FILE).exists() or _has_layers(target)):
         raise TargetExistsError(
             f"{target}: the target folder exists and is not a WKW dataset (refusing to write into it)"
@@ -198,9 +232,19 @@ def _has_layers(path: Path) -> bool:
 
 
 def _installed_by(target: Path, name: str, record: dict) -> bool:
-    """Whether this very job (same input and options) installed the layer before a kill."""
+    """Whether this very job (same input and options) installed the layer, or moved it into
+    the target, before a kill."""
     old = _read_record(target / f".{name}{STAGING_SUFFIX}")
-    return old is not None and old.get("stage") == "installed" and old.get("job") == record["job"]
+    if old is None or old.get("job") != record["job"]:
+        return False
+    return old.get("stage") == "installed" or _moved_in(target, name, old)
+
+
+def _moved_in(target: Path, name: str, record: dict) -> bool:
+    """Whether a run killed in :func:`_install` moved the finished layer into the target
+    without listing it there yet: built, gone from the staging folder, in the target."""
+    staging = target / f".{name}{STAGING_SUFFIX}"
+    return record.get("stage") == "built" and not (staging / name).exists() and (target / name).is_dir()
 
 
 # ----------------------------------------------------------------------------- staging
@@ -242,7 +286,9 @@ def _claim(staging: Path, fresh: dict) -> dict:
     host, pid = socket.gethostname(), os.getpid()
     if old is not None:
         owner = old.get("owner", {})
-        if owner.get("pid") != pid and (owner.get("host") != host or process_alive(int(owner.get("pid", 0)))):
+        owner_host, owner_pid = owner.get("host", host), int(owner.get("pid") or 0)  # no host: this one's
+        # judged by host and pid: a pid that is dead here may run on the owner's host (another node)
+        if owner_host != host or (owner_pid != pid and process_alive(owner_pid)):
             raise WKWError(
                 f"{staging}: another napari-wkw run (pid {owner.get('pid')} on {owner.get('host')}) is converting "
                 "this layer; wait for it to end or stop it (if there is no such run, delete this folder)"
@@ -340,22 +386,25 @@ def _install(target: Path, staging: Path, name: str, voxel_size, record: dict) -
     """Move the finished layer into the target and list it there (replacing an old one)."""
     built = read_properties(staging / PROPERTIES_FILE).layer(name)
     final = target / name
-    replaced = target / f".{name}.replaced-{os.getpid()}"
-    if (staging / name).exists():
-        if final.exists():
-            os.rename(final, replaced)
-        os.rename(staging / name, final)
-    properties = _target_properties(target, voxel_size)
-    layers = [layer for layer in properties.layers if layer.name != name]
-    position = next((i for i, layer in enumerate(properties.layers) if layer.name == name), len(layers))
-    layers.insert(position, built)  # type: ignore[arg-type]
-    properties.layers = layers
-    write_properties(target / PROPERTIES_FILE, properties)
+    replaced = target / f".{name}.replaced-{owner_tag()}"
+    # under the properties' lock: conversions of other layers into this target install theirs
+    # one after the other, each reading the properties as the one before left them
+    with locked(target / PROPERTIES_FILE):
+        if (staging / name).exists():
+            if final.exists():
+                os.rename(final, replaced)
+            os.rename(staging / name, final)
+        properties = _target_properties(target, voxel_size)
+        layers = [layer for layer in properties.layers if layer.name != name]
+        position = next((i for i, layer in enumerate(properties.layers) if layer.name == name), len(layers))
+        layers.insert(position, built)  # type: ignore[arg-type]
+        properties.layers = layers
+        write_properties(target / PROPERTIES_FILE, properties)
     record["stage"] = "installed"
     _write_record(staging, record)
     shutil.rmtree(replaced, ignore_errors=True)
     for stale in target.glob(f".{name}.replaced-*"):
-        if not process_alive(int(stale.name.rsplit("-", 1)[-1] or 0)):
+        if left_by_dead_process(stale):  # of this host and gone; another host's may still run
             shutil.rmtree(stale, ignore_errors=True)
 
 

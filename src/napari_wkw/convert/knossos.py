@@ -241,6 +241,14 @@ class KnossosSource(VolumeSource):
                 out[part.zyx_slices(shifted.topleft)] = data
         return out
 
+    def has_data(self, box: BoundingBox) -> bool:
+        """Whether any cube present lies under ``box`` (a stat per cube, no read)."""
+        shifted = BoundingBox(tuple(a + o for a, o in zip(box.topleft, self.origin)), box.size)  # type: ignore[arg-type]
+        return any(
+            self.cube_file(tuple(a // CUBE_EDGE for a in part.topleft)) is not None  # type: ignore[arg-type]
+            for part in shifted.chunks((CUBE_EDGE,) * 3)
+        )
+
     def fingerprint(self) -> dict:
         conf = None
         if self.conf is not None:

@@ -89,6 +89,11 @@ class VolumeSource(ABC):
     def read(self, box: BoundingBox) -> np.ndarray:
         """The voxels of ``box`` (inside ``BoundingBox((0, 0, 0), size)``)."""
 
+    def has_data(self, box: BoundingBox) -> bool:
+        """False when the source certainly holds nothing in ``box`` (no tile or cube there):
+        the engine then writes no file for it. True when in doubt."""
+        return True
+
     def array_shape(self, box: BoundingBox) -> tuple[int, ...]:
         x, y, z = box.size
         return (z, y, x) if self.num_channels == 1 else (z, y, x, self.num_channels)

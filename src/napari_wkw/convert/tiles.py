@@ -12,6 +12,7 @@ source stays small to pickle however many tiles there are.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections import Counter
@@ -158,6 +159,7 @@ class _Scan:
     first_path: str = ""
     total_bytes: int = 0
     newest_mtime_ns: int = 0
+    columns: set[tuple[int, int]] = dataclasses.field(default_factory=set)  # (x, y) tile numbers present in any slice
 
 
 def _walk(root: Path, pattern: TilePattern) -> Iterator[tuple[str, os.DirEntry, tuple[str, ...]]]:
@@ -212,6 +214,7 @@ def _scan(root: Path, pattern: TilePattern) -> tuple[_Scan, TilePattern]:
             for axis in range(3):
                 low[axis] = min(low[axis], xyz[axis])
                 high[axis] = max(high[axis], xyz[axis])
+            scan.columns.add((xyz[0], xyz[1]))
             zyx = (xyz[2], xyz[1], xyz[0])
             if scan.first is None or zyx < scan.first:
                 scan.first, scan.first_path = zyx, relative
@@ -367,6 +370,10 @@ class TiledStackSource(VolumeSource):
         self._dtype = first.dtype
         self._channels = 1 if first.ndim == 2 else first.shape[2]
         nx, ny, nz = (high - low + 1 for low, high in zip(self.tile_low, self.tile_high))
+        #: [ty, tx]: whether any slice has a tile there (files no tile reaches are not written)
+        self.footprint = np.zeros((ny, nx), bool)
+        for x, y in scan.columns:
+            self.footprint[y - self.tile_low[1], x - self.tile_low[0]] = True
         w, h = self.tile_size
         self._size: Vec3 = (nx * w, ny * h, nz)
         how = "detected" if detected else "given"
@@ -415,6 +422,13 @@ class TiledStackSource(VolumeSource):
                             ys.start - top : ys.stop - top, xs.start - left : xs.stop - left
                         ]
         return out
+
+    def has_data(self, box: BoundingBox) -> bool:
+        """Whether any tile lies under ``box`` in x and y (in any slice)."""
+        w, h = self.tile_size
+        (x0, y0, _), (x1, y1, _) = box.topleft, box.bottomright
+        columns = self.footprint[max(0, y0 // h) : max(0, -(-y1 // h)), max(0, x0 // w) : max(0, -(-x1 // w))]
+        return bool(columns.any())
 
     def fingerprint(self) -> dict:
         return {

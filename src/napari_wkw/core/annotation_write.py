@@ -16,6 +16,7 @@ from which the bytes go into the ZIP), so the bytes are exactly what it reads ba
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import zipfile
@@ -30,6 +31,7 @@ from .errors import TargetExistsError, WKWError
 from .geometry import BoundingBox, Mag, Vec3
 from .nml import Nml, Parameters, Segment, Volume, nml_bytes
 from .progress import CancelToken, ProgressCallback, ProgressReporter
+from .staging import left_by_dead_process
 from .threads import bounded_map
 from .zarr_mag import annotation_zarr_metadata, zyxc_view
 
@@ -111,7 +113,10 @@ def write_volume_annotation(
     _check_mags(mags)
     inner_name = f"data_0_{_file_safe(volume.name)}.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
-    inner_path = path.with_name(f".{path.name}.{os.getpid()}.data.partial")
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):  # of runs that were killed
+        if left_by_dead_process(stale):
+            stale.unlink(missing_ok=True)
+    inner_path = path.with_name(f".{path.name}.data.{os.getpid()}.partial")
     outer_path = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         with zipfile.ZipFile(inner_path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as inner:

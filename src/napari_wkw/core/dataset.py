@@ -8,6 +8,7 @@ costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -22,6 +23,7 @@ import wkw
 from .element_class import dtype_for, element_class_for
 from .errors import DatasetFormatError, NotWKWError, WKWError, WKWWarning, disk_problem
 from .geometry import BoundingBox, Mag, Vec3, lcm_of_mags
+from .locks import locked
 from .progress import check_cancelled
 from .properties import (
     PROPERTIES_FILE,
@@ -31,6 +33,7 @@ from .properties import (
     read_properties,
     write_properties,
 )
+from .staging import owner_tag
 from .threads import bounded_map
 from .view import MagArray, array_shape, chunk_xy_for, dask_view
 from .wkw_file import (
@@ -74,8 +77,9 @@ class MagView:
         self.path = Path(path)
         self.header = WKWHeader.read(self.path / HEADER_FILE)
         self._local = threading.local()
-        #: check each data file's header and length before reading it (work units do)
-        self.verify = False
+        #: check each data file's header and length before reading it (libwkw reads a broken
+        #: file as zeros): work units stop there, viewers show zeros and a warning naming it
+        self.verify = True
         self._verified: set[tuple[int, int, int]] = set()
 
     def __repr__(self) -> str:
@@ -161,13 +165,19 @@ class MagView:
             return
         if not self.header.compressed:
             data4 = data if data.ndim == 4 else data[..., None]
-            cxyz = np.ascontiguousarray(data4).transpose(3, 2, 1, 0)
-            try:
-                self._handle().write(box.topleft, cxyz)
-            except LIBWKW_ERRORS as error:
-                why = disk_problem(self.path)
-                detail = why if why is not None else str(error)
-                raise WKWError(f"{self.path}: cannot write box {box.topleft}: {detail}") from None
+            # file by file, each under its lock: libwkw creates a missing file and merges partly
+            # covered blocks with what the file holds, which two writers must not do at once
+            for file_box in box.chunks((self.header.file_size,) * 3):
+                part = data4[file_box.zyx_slices(box.topleft)]
+                cxyz = np.ascontiguousarray(part).transpose(3, 2, 1, 0)
+                coords = (a // self.header.file_size for a in file_box.topleft)
+                try:
+                    with locked(file_path(self.path, *coords)):
+                        self._handle().write(file_box.topleft, cxyz)
+                except LIBWKW_ERRORS as error:
+                    why = disk_problem(self.path)
+                    detail = why if why is not None else str(error)
+                    raise WKWError(f"{self.path}: cannot write box {file_box.topleft}: {detail}") from None
             return
         for file_box in box.chunks((self.header.file_size,) * 3):
             part = data[file_box.zyx_slices(box.topleft)]
@@ -187,8 +197,15 @@ class MagView:
         file_coords = tuple(a // size for a in box.topleft)
         file_origin = tuple(c * size for c in file_coords)
         builder = None
-        if self.header.compressed:
-            builder = CompressedFileWriter(file_path(self.path, *file_coords), self.header)
+        held = contextlib.ExitStack()
+        if self.header.compressed:  # the old file is read, merged and replaced: one writer at a time
+            target = file_path(self.path, *file_coords)
+            held.enter_context(locked(target))
+            try:
+                builder = CompressedFileWriter(target, self.header)
+            except BaseException:
+                held.close()
+                raise
 
         def produce(sub: BoundingBox):
             data = self._checked(fetch(sub))
@@ -215,6 +232,7 @@ class MagView:
         finally:
             if builder is not None:
                 builder.close()
+            held.close()
         return largest
 
     def encode_blocks(
@@ -299,9 +317,11 @@ class Layer:
             self.mags[entry.mag] = self._open_mag(entry, mag_path)
         if missing:
             outcome = "using the mags that exist" if self.mags else "the layer has no readable mag and is skipped"
+            problem = access_problem(self.path)
+            where = f"cannot be read ({problem})" if problem else f"has no such folder with {self.marker_file}"
             _warn(
                 f"{self.dataset.path / PROPERTIES_FILE}: layer {self.name!r} lists mag(s) "
-                f"{', '.join(missing)} but {self.path} has no such folder with {self.marker_file}; {outcome}"
+                f"{', '.join(missing)} but {self.path} {where}; {outcome}"
             )
         self._sort_mags()
 
@@ -321,7 +341,14 @@ class Layer:
     def open_mag_folder(self, mag: Mag, path: Path, axis_order: dict | None = None) -> MagView | ZarrMagView:
         """A mag of this layer in ``path``, in the layer's data format."""
         if self.is_wkw:
-            return MagView(self, mag, path)
+            view = MagView(self, mag, path)
+            if (view.dtype, view.num_channels) != (self.dtype, self.num_channels):
+                raise DatasetFormatError(
+                    f"{view.path / HEADER_FILE}: holds {view.num_channels} x {view.dtype} voxels, but "
+                    f"{PROPERTIES_FILE} gives layer {self.name!r} elementClass {self.properties.element_class!r} "
+                    f"({self.num_channels} x {self.dtype})"
+                )
+            return view
         return ZarrMagView.open_folder(self, mag, path, self.properties.data_format, axis_order)
 
     def __repr__(self) -> str:
@@ -371,6 +398,11 @@ class Layer:
         """The mag ``mag`` of this layer; an error listing the mags there are if it is missing."""
         if mag not in self.mags:
             known = ", ".join(m.folder_name() for m in self.mags) or "none"
+            if any(entry.mag == mag for entry in self.properties.mags):
+                raise WKWError(
+                    f"{self.path / mag.folder_name()}: mag {mag.folder_name()} of layer {self.name!r} is listed in "
+                    f"{PROPERTIES_FILE} but missing on disk (mags on disk: {known})"
+                )
             raise WKWError(f"{self.path}: layer {self.name!r} has no mag {mag.folder_name()} (mags: {known})")
         return self.mags[mag]
 
@@ -408,7 +440,7 @@ class Layer:
         mag = Mag.parse(mag)
         if mag in self.mags or (self.path / mag.folder_name()).exists():
             raise WKWError(f"{self.path}: mag {mag.folder_name()} exists already")
-        staging = self.path / f".{mag.folder_name()}.partial-{os.getpid()}"
+        staging = self.path / f".{mag.folder_name()}.partial-{owner_tag()}"
         if staging.exists():
             shutil.rmtree(staging)
         header = WKWHeader(self.dtype, self.num_channels, block_len, file_len, block_type)
@@ -566,6 +598,18 @@ class Dataset:
 
     def save_properties(self) -> None:
         write_properties(self.path / PROPERTIES_FILE, self.properties)
+
+
+def access_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be reached (a symbolic link loop, no permission ...); None when
+    it can, or simply does not exist."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def _files_box(mag_path: Path, header: WKWHeader) -> BoundingBox:

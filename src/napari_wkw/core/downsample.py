@@ -21,6 +21,7 @@ import numpy as np
 from .dataset import Layer, MagView
 from .errors import WKWError
 from .geometry import BoundingBox, Mag, Vec3
+from .properties import list_layer
 from .units import InlineRunner, UnitRunner
 from .wkw_file import BLOCK_LZ4, suggested_file_len
 
@@ -329,6 +330,11 @@ def read_edge_padded(source: MagView, box: BoundingBox, inside: BoundingBox) -> 
     return np.pad(data, pad, mode="edge")
 
 
+#: in a built mag from its rename into place until the properties list it: a run killed in
+#: between leaves a complete mag, which the next run lists (any other unlisted folder is refused)
+NOT_LISTED = ".built-not-listed"
+
+
 def build_pyramid(
     layer: Layer,
     *,
@@ -353,7 +359,14 @@ def build_pyramid(
     built = []
     previous = finest
     for mag in plan_mags(finest.mag, coarsest, layer.dataset.voxel_size, sampling_mode):
+        unlisted = layer.path / mag.folder_name() / NOT_LISTED
+        if mag not in layer.mags and unlisted.is_file():  # complete, renamed by a run killed before listing it
+            layer.commit_mag(MagView(layer, mag, unlisted.parent))
+            _list_mags(layer)
+            built.append(mag)
         if mag in layer.mags:
+            if (layer.mags[mag].path / NOT_LISTED).is_file():  # listed, but killed before this went
+                (layer.mags[mag].path / NOT_LISTED).unlink()
             previous = layer.mags[mag]
             continue
         header = finest.header
@@ -365,7 +378,15 @@ def build_pyramid(
         except BaseException:
             shutil.rmtree(staged.path, ignore_errors=True)
             raise
+        (staged.path / NOT_LISTED).touch()
         previous = layer.commit_mag(staged)
-        layer.dataset.save_properties()  # each finished mag is listed at once, none before
+        _list_mags(layer)  # each finished mag is listed at once, none before
+        (previous.path / NOT_LISTED).unlink()
         built.append(mag)
     return built
+
+
+def _list_mags(layer: Layer) -> None:
+    """List the layer's mags in the properties file, keeping the other layers as the file has
+    them now (a locked read-modify-write: a conversion may add a layer meanwhile)."""
+    list_layer(layer.dataset.path, layer.properties, layer.dataset.properties)

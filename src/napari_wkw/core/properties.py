@@ -8,6 +8,7 @@ so a round trip never drops what WEBKNOSSOS or a user put there.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,8 +18,13 @@ from typing import Any
 from .element_class import channels_for, dtype_for
 from .errors import DatasetFormatError, naming
 from .geometry import BoundingBox, Mag
+from .locks import locked
+from .staging import left_by_dead_process, owner_tag
 
 PROPERTIES_FILE = "datasource-properties.json"
+#: larger properties files are refused unread (real ones are kilobytes; a huge one is not
+#: a properties file, and parsing it would take seconds and gigabytes)
+MAX_PROPERTIES_BYTES = 16 * 2**20
 CATEGORIES = ("color", "segmentation")
 
 _LAYER_KEYS = {
@@ -100,9 +106,16 @@ def read_properties(path: Path) -> DatasetProperties:
     """Parse a properties file; every problem is a DatasetFormatError naming the file."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(MAX_PROPERTIES_BYTES + 1) if size <= MAX_PROPERTIES_BYTES else b""
     except OSError as error:
         raise DatasetFormatError(f"{path}: cannot read ({error.strerror})") from None
+    if max(size, len(data)) > MAX_PROPERTIES_BYTES:
+        raise DatasetFormatError(
+            f"{path}: {max(size, len(data)) / 2**20:.1f} MiB, too large for a properties file "
+            f"(the limit is {MAX_PROPERTIES_BYTES >> 20} MiB); refusing to parse it"
+        )
     return parse_properties(data, path)
 
 
@@ -119,11 +132,13 @@ def parse_properties(data: bytes, path: Path) -> DatasetProperties:
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
             "the file may be half-written"
         ) from None
+    except RecursionError:  # json gives up on arrays or objects nested some thousand deep
+        raise DatasetFormatError(f"{path}: not a properties file (JSON nested too deeply)") from None
     try:
         return _parse(raw, path)
     except DatasetFormatError as error:
         raise DatasetFormatError(f"{path}: {error}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         detail = f"missing key {error}" if isinstance(error, KeyError) else str(error)
         raise DatasetFormatError(f"{path}: malformed properties ({detail})") from None
 
@@ -184,12 +199,37 @@ def _parse_layer(raw: dict[str, Any]) -> LayerProperties:
 
 
 def write_properties(path: Path, properties: DatasetProperties) -> None:
-    """Write the current style atomically: a reader sees the old file or the new one."""
+    """Write the current style atomically: a reader sees the old file or the new one.
+
+    Temporary files of runs killed between writing and renaming them are removed here:
+    nothing else looks for them in the dataset folder."""
     path = Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        if left_by_dead_process(stale):
+            stale.unlink(missing_ok=True)
+    partial = path.with_name(f".{path.name}.{owner_tag()}.partial")
     try:
         partial.write_text(json.dumps(properties.to_json(), indent=2) + "\n", encoding="utf-8")
         os.replace(partial, path)
     except OSError as error:
         partial.unlink(missing_ok=True)  # a half-written partial never lingers (full disk)
         raise naming(error, path) from None
+
+
+def list_layer(dataset_path: Path, layer: LayerProperties, fallback: DatasetProperties) -> None:
+    """Write ``layer`` into the properties file of the dataset at ``dataset_path``, every other
+    layer as the file lists it now: a read-modify-write under the file's lock (see
+    :mod:`.locks`), so a layer another process listed meanwhile (a conversion into the same
+    dataset) stays listed. Without a properties file, ``fallback`` is written."""
+    path = Path(dataset_path) / PROPERTIES_FILE
+    with locked(path):
+        if not path.is_file():
+            write_properties(path, fallback)
+            return
+        properties = read_properties(path)
+        names = [entry.name for entry in properties.layers]
+        if layer.name in names:
+            properties.layers[names.index(layer.name)] = layer
+        else:
+            properties.layers.append(layer)
+        write_properties(path, properties)

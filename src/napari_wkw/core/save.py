@@ -22,9 +22,10 @@ from .element_class import WKW_DTYPES
 from .errors import TargetExistsError, WKWError
 from .geometry import BoundingBox, Mag
 from .locate import looks_like_wkw
+from .locks import locked
 from .progress import CancelToken, ProgressCallback
-from .properties import PROPERTIES_FILE, read_properties
-from .staging import fresh_staging
+from .properties import PROPERTIES_FILE, read_properties, write_properties
+from .staging import fresh_staging, left_by_dead_process, owner_tag
 from .units import InlineRunner, UnitRunner
 from .wkw_file import BLOCK_LZ4, BLOCK_RAW, suggested_file_len
 from .writing import write_array
@@ -197,17 +198,24 @@ def _level_mag(finest_size: np.ndarray, shape: tuple[int, ...]) -> Mag | None:
 
 def _merge_into(target: Dataset, staged: Dataset) -> None:
     """Move staged layers into ``target``, replacing same-named ones, then save properties."""
-    trash = target.path / f".replaced-{os.getpid()}"
+    for stale in target.path.glob(".replaced-*"):  # old layers of runs killed before removing them
+        if left_by_dead_process(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    trash = target.path / f".replaced-{owner_tag()}"
     trash.mkdir(exist_ok=True)
     try:
-        for name, layer in staged.layers.items():
-            if name in target.layers:
-                old = target.layers.pop(name)
-                target.properties.layers.remove(old.properties)
-                if old.path.exists():
-                    os.rename(old.path, trash / name)
-            os.rename(layer.path, target.path / name)
-            target.properties.layers.append(layer.properties)
-        target.save_properties()
+        # a read-modify-write of the properties as they are now, under their lock: layers that
+        # another process added since the target was opened stay listed
+        with locked(target.path / PROPERTIES_FILE):
+            properties = read_properties(target.path / PROPERTIES_FILE)
+            for name, layer in staged.layers.items():
+                if properties.layer(name) is not None:
+                    properties.layers.remove(properties.layer(name))
+                    if (target.path / name).exists():
+                        os.rename(target.path / name, trash / name)
+                os.rename(layer.path, target.path / name)
+                properties.layers.append(layer.properties)
+            write_properties(target.path / PROPERTIES_FILE, properties)
+        target.properties = properties
     finally:
         shutil.rmtree(trash, ignore_errors=True)

@@ -27,6 +27,7 @@ import numpy as np
 from .element_class import WKW_DTYPES
 from .errors import DatasetFormatError, naming
 from .progress import check_cancelled
+from .staging import owner_tag
 
 HEADER_SIZE = 16
 MAGIC = b"WKW"
@@ -37,6 +38,14 @@ _LZ4_MODES = {BLOCK_LZ4: "default", BLOCK_LZ4HC: "high_compression"}
 SPILL_BYTES = 8 * 2**20
 #: raw bytes read and compressed per task when compressing a raw file
 GROUP_BYTES = 8 * 2**20
+#: headers declaring larger blocks (bytes) or longer files (blocks per edge) are refused:
+#: libwkw allocates a block and a file's jump table (8 bytes a block) whole, and aborts the
+#: process when it cannot (a 2^15-voxel block edge asked for 32 TiB); every writer uses
+#: 32-voxel blocks and files of at most 32 blocks
+MAX_BLOCK_BYTES = 2**28
+MAX_FILE_LEN = 2**8
+#: the most bytes LZ4 can decode from one byte (a run of matches: 255 per length byte)
+LZ4_MAX_RATIO = 255
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,17 @@ class WKWHeader:
         dtype = WKW_DTYPES[voxel_type - 1]
         if voxel_size == 0 or voxel_size % dtype.itemsize:
             raise DatasetFormatError(f"{path}: voxel size {voxel_size} does not fit {dtype}")
+        block_len, file_len = 1 << (lens & 0x0F), 1 << (lens >> 4)
+        if block_len**3 * voxel_size > MAX_BLOCK_BYTES or file_len > MAX_FILE_LEN:
+            raise DatasetFormatError(
+                f"{path}: WKW header declares {block_len}^3-voxel blocks of {voxel_size} bytes a voxel in files of "
+                f"{file_len}^3 blocks, far larger than WKW writers use; refusing it (corrupt or not a WKW file)"
+            )
         return cls(
             dtype=dtype,
             num_channels=voxel_size // dtype.itemsize,
-            block_len=1 << (lens & 0x0F),
-            file_len=1 << (lens >> 4),
+            block_len=block_len,
+            file_len=file_len,
             block_type=block_type,
         )
 
@@ -174,7 +189,7 @@ class CompressedFileWriter:
 
     def _start_spilling(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._spill = open(self.path.with_name(f".{self.path.name}.{os.getpid()}.spill"), "w+b")  # noqa: SIM115
+        self._spill = open(self.path.with_name(f".{self.path.name}.{owner_tag()}.spill"), "w+b")  # noqa: SIM115
         for index, piece in self._in_memory.items():
             self._spilled[index] = (self._spill.tell(), len(piece))
             self._spill.write(piece)
@@ -191,7 +206,12 @@ class CompressedFileWriter:
         if self._old is None:
             return None
         index = int(morton_table(self.header.file_len)[bz, by, bx])
-        raw = lz4.block.decompress(self._old_bytes(index), uncompressed_size=self.header.block_bytes)
+        try:
+            raw = lz4.block.decompress(self._old_bytes(index), uncompressed_size=self.header.block_bytes)
+        except lz4.block.LZ4BlockError:
+            raw = b""
+        if len(raw) != self.header.block_bytes:
+            raise DatasetFormatError(f"{self.path}: block {index} is corrupt (its LZ4 data does not decode)")
         n = self.header.block_len
         return np.frombuffer(raw, self.header.dtype).reshape(n, n, n, self.header.num_channels)
 
@@ -238,7 +258,7 @@ class CompressedFileWriter:
         if self._spill is not None:
             self._spill.flush()  # blocks are read back with os.pread
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        partial = self.path.with_name(f".{self.path.name}.{owner_tag()}.partial")
         lengths = []
         try:
             with open(partial, "wb") as f:
@@ -323,7 +343,9 @@ def _map_compressed(path: Path, header: WKWHeader) -> tuple[mmap.mmap, np.ndarra
         data.close()
         raise DatasetFormatError(f"{path}: compressed WKW file is truncated or corrupt")
     jump = np.frombuffer(data[HEADER_SIZE:data_offset], "<u8")
-    if int(jump[-1]) != size:
+    # block ends: after the table, never decreasing, the last one at the end of the file (else
+    # old blocks would be copied with negative or overlapping lengths into the rewritten file)
+    if int(jump[-1]) != size or int(jump[0]) < data_offset or np.any(jump[1:] < jump[:-1]):
         data.close()
         raise DatasetFormatError(f"{path}: compressed WKW file is truncated or corrupt")
     return data, jump, data_offset
@@ -345,6 +367,10 @@ def decode_bucket(data: bytes, header: WKWHeader, where: str) -> np.ndarray:
         end = struct.unpack_from("<Q", data, HEADER_SIZE)[0]
         if end != len(data):
             raise DatasetFormatError(f"{where}: bucket is truncated or corrupt ({len(data)} bytes, table says {end})")
+        if expected > LZ4_MAX_RATIO * (len(data) - HEADER_SIZE - 8):  # checked before lz4 allocates ``expected``
+            raise DatasetFormatError(
+                f"{where}: bucket is corrupt ({len(data)} bytes cannot decode to a block of {expected} bytes)"
+            )
         try:
             raw = lz4.block.decompress(memoryview(data)[HEADER_SIZE + 8 :], uncompressed_size=expected)
         except lz4.block.LZ4BlockError:
@@ -433,7 +459,7 @@ def compress_file(source: Path, target: Path, block_type: int = BLOCK_LZ4, threa
             ]
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        partial = target.with_name(f".{target.name}.{owner_tag()}.partial")
         new_offset = HEADER_SIZE + 8 * count
         ends = np.empty(count, "<u8")
         try:
@@ -472,7 +498,7 @@ def _copy_atomically(source: Path, target: Path) -> None:
     import shutil
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial = target.with_name(f".{target.name}.{owner_tag()}.partial")
     try:
         shutil.copyfile(source, partial)
         os.replace(partial, target)
@@ -483,7 +509,7 @@ def _copy_atomically(source: Path, target: Path) -> None:
 def write_header(mag_path: Path, header: WKWHeader) -> None:
     """Replace a mag's ``header.wkw`` atomically."""
     path = Path(mag_path) / "header.wkw"
-    partial = path.with_name(f".header.wkw.{os.getpid()}.partial")
+    partial = path.with_name(f".header.wkw.{owner_tag()}.partial")
     try:
         partial.write_bytes(header.to_bytes(0))
         os.replace(partial, path)

@@ -16,6 +16,7 @@ read, about 40x slower than a folder, while this path matches a folder's speed.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -61,6 +62,7 @@ def _tensorstore():
 
 def _failure(where: str, error: Exception) -> DatasetFormatError:
     message = str(error).split("\n")[0]
+    message = re.sub(r" \[tensorstore_spec='.*'\]$", "", message)  # its whole JSON spec: noise to a user
     return DatasetFormatError(f"{where}: cannot read zarr data ({message})")
 
 
@@ -242,7 +244,7 @@ def zyxc_view(array, axis_order: dict | None, where: str):
     if extra:
         warnings.warn(f"{where}: showing index 0 of axes {', '.join(extra)}", WKWWarning, stacklevel=3)
         for name in extra:
-            array = array[ts.d[name].indexed[array.domain[name].inclusive_min]]
+            array = array[ts.d[name][array.domain[name].inclusive_min]]
     if "c" not in names:
         array = array[ts.newaxis, ...][ts.d[0].label["c"]]
     return array[ts.d["z", "y", "x", "c"].transpose[:]].translate_to[0, 0, 0, 0]

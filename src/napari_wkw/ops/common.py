@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..core.dataset import Dataset, Layer, MagView
+from ..core.dataset import Dataset, Layer, MagView, access_problem
 from ..core.errors import TargetExistsError, WKWError
 from ..core.geometry import Mag
 
@@ -54,13 +54,16 @@ def select_mags(layer: Layer, mags: tuple[Mag, ...] | list[Mag] | None = None) -
     """All mags of ``layer`` (finest first), or the ones named."""
     if not mags:
         if not layer.mags:
-            raise WKWError(f"{layer.path}: layer {layer.name!r} has no mags on disk")
+            problem = access_problem(layer.path)
+            reason = f" ({problem})" if problem else ""
+            raise WKWError(f"{layer.path}: layer {layer.name!r} has no mags on disk{reason}")
         return list(layer.mags.values())
     return [layer.mag_view(mag) for mag in mags]
 
 
-def check_new_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """A target folder that may be created: missing or empty (or ``overwrite``)."""
+def check_new_target(path: str | os.PathLike, overwrite: bool = False, source: str | os.PathLike | None = None) -> Path:
+    """A target folder that may be created: missing or empty (or ``overwrite``), and not
+    inside ``source`` (the dataset it is made from would then hold it)."""
     path = Path(path).expanduser().absolute()
     if path.exists() and not path.is_dir():
         raise TargetExistsError(f"{path}: the target exists and is not a folder")
@@ -71,4 +74,8 @@ def check_new_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
         parent = parent.parent
     if not os.access(parent, os.W_OK):
         raise WKWError(f"{parent}: cannot write here (permission denied)")
+    if source is not None:
+        source = Path(source).expanduser().absolute()
+        if path != source and path.resolve().is_relative_to(source.resolve()):
+            raise WKWError(f"{path}: the target is inside the source {source}; choose a folder outside it")
     return path

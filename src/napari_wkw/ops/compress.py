@@ -18,7 +18,7 @@ from ..core.errors import WKWError
 from ..core.geometry import Mag
 from ..core.progress import CancelToken, ProgressCallback
 from ..core.staging import remove_abandoned, staged
-from ..core.wkw_file import BLOCK_LZ4, BLOCK_LZ4HC, WKWHeader, compress_file, write_header
+from ..core.wkw_file import BLOCK_LZ4, BLOCK_LZ4HC, WKWHeader, check_data_file, compress_file, write_header
 from ..jobs.runner import JobSettings, Runner
 from .common import check_new_target, open_dataset, select_layers, select_mags
 
@@ -47,6 +47,8 @@ def compress_unit(unit: CompressUnit) -> tuple[int, int, bool]:
     source, target = Path(unit.source), Path(unit.target)
     before = _on_disk(source)
     if unit.compress:
+        # against the mag's header.wkw: a file whose own header disagrees would be compressed as what it says
+        check_data_file(source, WKWHeader.read(source.parents[2] / "header.wkw"))
         changed = compress_file(source, target, unit.block_type, unit.threads)
     else:
         shutil.copyfile(source, target)
@@ -83,7 +85,7 @@ def compress(
     block_type = BLOCK_LZ4HC if high_compression else BLOCK_LZ4
     if target is None:
         return _compress_in_place(dataset.path, sorted(chosen), block_type, jobs, progress, cancel)
-    target_path = check_new_target(target)
+    target_path = check_new_target(target, source=dataset.path)
     if target_path == dataset.path.absolute():
         raise WKWError(f"{target_path}: the target is the dataset itself; leave TARGET out to compress in place")
     return _compress_to_copy(dataset, target_path, chosen, block_type, jobs, progress, cancel)

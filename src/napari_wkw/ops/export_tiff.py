@@ -150,7 +150,7 @@ def export_tiff(
         raise WKWError(f"the bounding box {bbox.topleft}+{bbox.size} is empty")
     plans = [_plan_layer(layer, mag, bbox, downsample) for layer in layers]  # check all before writing
 
-    target = check_new_target(target)
+    target = check_new_target(target, source=dataset.path)
     written: list[Path] = []
     with staged(target) as staging:  # the TIFFs appear in ``target`` all at once, or not at all
         staging.mkdir(parents=True)

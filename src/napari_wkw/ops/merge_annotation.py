@@ -54,6 +54,7 @@ from ..core.dataset import Dataset, Layer, MagView
 from ..core.downsample import DownsampleUnit, downsample_data, read_edge_padded
 from ..core.errors import WKWError, WKWWarning
 from ..core.geometry import BoundingBox, Mag
+from ..core.locks import locked
 from ..core.progress import CancelToken, ProgressCallback, check_cancelled
 from ..core.properties import PROPERTIES_FILE, read_properties
 from ..core.staging import remove_abandoned, staged
@@ -67,6 +68,9 @@ BUCKET = 32
 MAG1 = Mag(1, 1, 1)
 #: relative difference up to which voxel sizes agree (NML floats: 11.239999771118164 vs 11.24)
 VOXEL_SIZE_TOLERANCE = 1e-3
+#: in an ``into`` layer from its rename into place until the properties list it: the next run
+#: removes such a layer (complete, but never listed) and merges again
+NOT_LISTED = ".merged-not-listed"
 #: annotations a process keeps open (units of one merge all use the same one)
 _KEEP_OPEN = 4
 
@@ -197,7 +201,7 @@ def _check_new_layer(dataset: Dataset, name: str) -> None:
         )
     if name in dataset.layers or dataset.properties.layer(name) is not None:
         raise WKWError(f"{dataset.path}: layer {name!r} exists already; --into names a new layer")
-    if (dataset.path / name).exists():
+    if (dataset.path / name).exists() and not (dataset.path / name / NOT_LISTED).is_file():
         raise WKWError(
             f"{dataset.path / name}: exists but is not a listed layer (left by an interrupted merge?); "
             "remove it or choose another --into name"
@@ -290,21 +294,26 @@ def _merge_in_place(plan: _Plan, runner: Runner) -> MergeResult:
     mag_paths = {mag: view.path for mag, view in layer.mags.items()}
     files, updated, largest = _run(plan, mag_paths, layer.name, runner)
     new_largest = _largest(layer.properties.largest_segment_id, plan.annotation_largest, largest)
-    properties = _fresh_properties(plan.dataset)
-    entry = properties.layer(layer.name) or layer.properties
-    entry.bounding_box = plan.box
-    entry.largest_segment_id = new_largest
-    plan.dataset.properties = properties
-    plan.dataset.save_properties()
+    with locked(plan.dataset.path / PROPERTIES_FILE):  # read-modify-write, one process at a time
+        properties = _fresh_properties(plan.dataset)
+        entry = properties.layer(layer.name) or layer.properties
+        entry.bounding_box = plan.box
+        entry.largest_segment_id = new_largest
+        plan.dataset.properties = properties
+        plan.dataset.save_properties()
     return _result(plan, layer.name, files, updated, new_largest)
 
 
 def _merge_into_copy(plan: _Plan, into: str, runner: Runner) -> MergeResult:
     layer = plan.layer
-    with staged(plan.dataset.path / into) as staging:
+    final = plan.dataset.path / into
+    if (final / NOT_LISTED).is_file():  # merged by a run killed before listing it: merge again
+        shutil.rmtree(final)
+    with staged(final) as staging:
         _copy_layer(layer, staging)
         mag_paths = {mag: staging / mag.folder_name() for mag in layer.mags}
         files, updated, largest = _run(plan, mag_paths, into, runner)
+        (staging / NOT_LISTED).touch()
     new_largest = _largest(layer.properties.largest_segment_id, plan.annotation_largest, largest)
     entry = copy.deepcopy(layer.properties)
     entry.name = into
@@ -313,10 +322,12 @@ def _merge_into_copy(plan: _Plan, into: str, runner: Runner) -> MergeResult:
     entry.mags = [mag for mag in entry.mags if mag.mag in layer.mags]
     for mag in entry.mags:
         mag.path = f"./{into}/{mag.mag.folder_name()}"
-    properties = _fresh_properties(plan.dataset)
-    properties.layers.append(entry)
-    plan.dataset.properties = properties
-    plan.dataset.save_properties()
+    with locked(plan.dataset.path / PROPERTIES_FILE):  # read-modify-write, one process at a time
+        properties = _fresh_properties(plan.dataset)
+        properties.layers.append(entry)
+        plan.dataset.properties = properties
+        plan.dataset.save_properties()
+    (final / NOT_LISTED).unlink()
     return _result(plan, into, files, updated, new_largest)
 
 

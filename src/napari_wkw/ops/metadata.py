@@ -30,6 +30,7 @@ from ..core.dataset import HEADER_FILE, MagView
 from ..core.element_class import element_class_for
 from ..core.errors import DatasetFormatError, NotWKWError, TargetExistsError, WKWError, WKWWarning
 from ..core.geometry import BoundingBox, Mag
+from ..core.locks import locked
 from ..core.progress import CancelToken, ProgressCallback
 from ..core.properties import (
     CATEGORIES,
@@ -155,7 +156,12 @@ def write_metadata(
             if read_all:
                 plan.properties.largest_segment_id = int(largest or 0)
 
-    write_properties(properties_path, properties)
+    with locked(properties_path):  # layers another process listed during the scan stay listed
+        if properties_path.is_file():
+            known = {layer.name for layer in properties.layers}
+            added = [p for p in read_properties(properties_path).layers if p.name not in known]
+            properties.layers += [p for p in added if (path / p.name).is_dir()]
+        write_properties(properties_path, properties)
     return properties
 
 

@@ -64,7 +64,7 @@ def recube(
         raise WKWError(f"file length must be a power of two from 1 to 128 blocks, not {file_len}")
     dataset = open_dataset(source)
     layers = select_layers(dataset, layer_name)
-    target_path = check_new_target(target)
+    target_path = check_new_target(target, source=dataset.path)
     new_dtype = None if dtype is None else _parse_dtype(dtype)
     properties = copy.deepcopy(dataset.properties)
     properties.layers = [copy.deepcopy(layer.properties) for layer in layers]

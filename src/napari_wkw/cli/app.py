@@ -33,6 +33,14 @@ class Failure(click.ClickException):
         click.echo(f"napari-wkw: error: {self.format_message()}", err=True)
 
 
+def _usage_failure(error: click.UsageError) -> Failure:
+    """A usage error (a bad value, a missing argument) as one line too, not click's four."""
+    message = error.format_message()
+    if error.ctx is not None and not isinstance(error, click.BadParameter):
+        message += f" (see {error.ctx.command_path} {error.ctx.help_option_names[0]})"
+    return Failure(message)
+
+
 class Group(click.Group):
     """Turns the core's errors into one line and exit 2 instead of a traceback."""
 
@@ -48,6 +56,8 @@ class Group(click.Group):
             if message.endswith(("no space left on device", "read-only file system")):
                 message += _RERUN_HINT
             raise Failure(message) from None
+        except click.UsageError as error:
+            raise _usage_failure(error) from None
         except OSError as error:
             raise Failure(_os_message(error)) from None
 
@@ -245,9 +255,13 @@ from . import (  # noqa: E402, F401
     compare_commands,
     convert_commands,
     dataset_commands,
+    export_nifti_command,
     inspect_commands,
     knossos_command,
     merge_command,
     nifti_command,
+    raw_command,
     tiles_command,
+    upsample_command,
+    zarr_command,
 )

@@ -128,6 +128,10 @@ def main() -> int:
         ("check-equality", "equality_wizard:CheckEqualityWizard", fill_equality),
         ("save-as-wkw", "save_wizard:SaveAsWKWWizard", None),
         ("dataset-info", "info_panel:DatasetInfoPanel", None),
+        ("raw", "raw_zarr_wizards:RawWizard", None),
+        ("zarr", "raw_zarr_wizards:ZarrWizard", None),
+        ("upsample", "upsample_export_wizards:UpsampleWizard", None),
+        ("export-nifti", "upsample_export_wizards:ExportNiftiWizard", None),
     ]
     for name, path, fill in scenes:
         cls = wizard_class(path)

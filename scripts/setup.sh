@@ -3,8 +3,8 @@
 # napari needs plus Xvfb for a virtual display, Slurm and munge for the single-node
 # Slurm the cluster tests start (tests/jobs/slurm_fixture.py; their daemons are not
 # started here), then a virtual environment in .venv with napari-wkw installed
-# editable with its test extras, and .venv-webknossos with the webknossos library that
-# the interop tests use as an independent judge.
+# editable with its test extras. (scripts/test.sh adds .venv-webknossos, the webknossos
+# library the interop tests use as an independent judge.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,13 +46,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[testing]"
-
-# The webknossos library judges interop in tests/interop (our annotations load there, its
-# annotations load here). It is never a dependency of ours: it gets a venv of its own.
-if [ ! -x .venv-webknossos/bin/python ]; then
-  echo "setup: creating .venv-webknossos (the webknossos library, for the interop tests)" >&2
-  "$PYTHON" -m venv .venv-webknossos
-fi
-.venv-webknossos/bin/python -m pip install -q --upgrade pip
-.venv-webknossos/bin/python -m pip install -q "webknossos==4.3.3"
-echo "setup: done (.venv, .venv-webknossos)" >&2
+echo "setup: done (.venv)" >&2

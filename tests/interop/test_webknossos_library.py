@@ -2,7 +2,7 @@
 annotations and NMLs we write load there with equal voxels at the same place and equal
 trees, and what it writes opens here the same way.
 
-The library is no dependency of ours: ``scripts/setup.sh`` installs it into
+The library is no dependency of ours: ``scripts/test.sh`` installs it into
 ``.venv-webknossos`` and the tests drive it through ``wk_side.py`` in a subprocess.
 Without that environment the tests skip, unless NAPARI_WKW_REQUIRE_WEBKNOSSOS is set
 (CI), where that is a failure.
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.timeout(300)
 def wk_python() -> Path:
     python = Path(os.environ.get("NAPARI_WKW_WEBKNOSSOS_PYTHON", ROOT / ".venv-webknossos" / "bin" / "python"))
     if not python.is_file():
-        message = f"no webknossos library environment at {python} (scripts/setup.sh makes it)"
+        message = f"no webknossos library environment at {python} (scripts/test.sh makes it)"
         if os.environ.get("NAPARI_WKW_REQUIRE_WEBKNOSSOS"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)

@@ -25,22 +25,40 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.dataset import HEADER_FILE, Dataset, Layer
-from ..core.downsample import build_pyramid, default_interpolation
+from ..core.dataset import HEADER_FILE, Dataset, Layer, MagView
+from ..core.downsample import (
+    INTERPOLATIONS,
+    NOT_LISTED,
+    build_pyramid,
+    default_coarsest_mag,
+    default_interpolation,
+    plan_mags,
+)
 from ..core.element_class import WKW_DTYPES
 from ..core.errors import TargetExistsError, WKWError, WKWWarning
 from ..core.geometry import BoundingBox, Mag, Vec3
 from ..core.locks import locked
 from ..core.progress import CancelToken, ProgressCallback
-from ..core.properties import PROPERTIES_FILE, DatasetProperties, read_properties, write_properties
+from ..core.properties import PROPERTIES_FILE, DatasetProperties, list_layer, read_properties, write_properties
 from ..core.staging import left_by_dead_process, owner_tag, process_alive, remove_abandoned
-from ..core.wkw_file import BLOCK_LZ4, BLOCK_RAW, suggested_file_len
+from ..core.wkw_file import BLOCK_LZ4, BLOCK_RAW, WKWHeader, suggested_file_len
 from ..jobs.runner import JobSettings, Runner
-from .cubing import cube_unit, largest_in_file, plan_cube_units
+from .cubing import (
+    PassLevel,
+    assemble_file,
+    cube_unit,
+    largest_in_file,
+    piece_path,
+    plan_assembly,
+    plan_cube_units,
+    remove_abandoned_pieces,
+)
 from .source import VolumeSource
 
 STAGING_SUFFIX = ".converting"
 RECORD_FILE = "conversion.json"
+#: the folder of the staging dataset holding the one-pass pieces (see cubing.py)
+PIECES = "pieces"
 CATEGORIES = ("color", "segmentation")
 
 
@@ -71,6 +89,9 @@ class ConversionSettings:
     interpolation: str | None = None
     overwrite: bool = False
     batch_size: int = 32  # slices read at once (rounded up to whole blocks)
+    #: build the finer mags of the pyramid while cubing, from the slabs in memory (False: every
+    #: mag from the previous one after cubing, reading mag 1 back; the same voxels, slower)
+    one_pass: bool = True
 
 
 @dataclass
@@ -342,11 +363,20 @@ def _staged_layer(staging: Path, spec: LayerSpec, settings: ConversionSettings, 
 
 
 def _build(layer: Layer, spec: LayerSpec, settings, runner: Runner, staging: Path, record: dict) -> None:
-    """Cube the source into the layer's mag, then build the pyramid (each step resumable)."""
+    """Cube the source into the layer's mag (and the one-pass mags into pieces), then build
+    the pyramid: one-pass mags assembled from the pieces, the rest each from the previous
+    mag (each step resumable)."""
+    method = settings.interpolation or default_interpolation(spec.category)
     if record["stage"] == "cubing":
         mag = layer.mag_view(spec.mag)
+        if "one_pass" not in record:  # decided once: a resumed run goes on the same way
+            record["one_pass"] = [m.folder_name() for m in _one_pass_mags(layer, spec, settings, method)]
+            _write_record(staging, record)
+        levels = _pass_levels(layer, spec, record["one_pass"])
         find_max = spec.category == "segmentation"
         done_before = mag.files()  # by a killed run: complete (each file is renamed into place)
+        if levels:
+            remove_abandoned_pieces(staging / PIECES)
         units = plan_cube_units(
             spec.source,
             mag,
@@ -355,6 +385,9 @@ def _build(layer: Layer, spec: LayerSpec, settings, runner: Runner, staging: Pat
             z_step=settings.batch_size,
             workers=runner.workers,
             find_max=find_max,
+            levels=levels,
+            method=method,
+            pieces=staging / PIECES,
         )
         tops = runner.map(cube_unit, units, f"cubing {spec.name} mag {spec.mag.folder_name()}")
         if find_max:
@@ -370,16 +403,127 @@ def _build(layer: Layer, spec: LayerSpec, settings, runner: Runner, staging: Pat
         layer.properties.largest_segment_id = int(record.get("largest") or 0)
         layer.dataset.save_properties()
     if settings.pyramid:
-        build_pyramid(
+        levels = _pass_levels(layer, spec, record.get("one_pass") or [])
+        if levels:
+            _assemble(layer, spec, levels, runner, staging)
+        build_pyramid(  # lists the assembled mags, builds the coarser ones from the last of them
             layer,
             coarsest=settings.max_mag,
-            method=settings.interpolation or default_interpolation(spec.category),
+            method=method,
             block_type=BLOCK_LZ4 if settings.compress else BLOCK_RAW,
             runner=runner,
             from_mag=spec.mag,
         )
+    _remove_assembling(layer)
+    shutil.rmtree(staging / PIECES, ignore_errors=True)
     record["stage"] = "built"
     _write_record(staging, record)
+
+
+def _one_pass_mags(layer: Layer, spec: LayerSpec, settings: ConversionSettings, method: str) -> list[Mag]:
+    """The mags of the pyramid that cubing builds as well: the first ones, as long as each is an
+    integer step of the one before and one of its blocks covers at most one data file of the
+    cubed mag (so one unit holds all the voxels it depends on). Compressed layers only (the
+    pieces hold LZ4 blocks); none without a pyramid or with an unknown filter (which the
+    pyramid step then reports)."""
+    if not (settings.one_pass and settings.pyramid and settings.compress) or method not in (*INTERPOLATIONS, "mean"):
+        return []
+    header = layer.mag_view(spec.mag).header
+    coarsest = settings.max_mag or default_coarsest_mag(layer.bounding_box.size)
+    mags = []
+    previous = spec.mag
+    for mag in plan_mags(spec.mag, coarsest, layer.dataset.voxel_size):
+        steps = [m // p for m, p in zip(mag.xyz, previous.xyz)]
+        scale = [m // s for m, s in zip(mag.xyz, spec.mag.xyz)]
+        if any(s * p != m for s, p, m in zip(steps, previous.xyz, mag.xyz)) or any(
+            s * b != m for s, b, m in zip(scale, spec.mag.xyz, mag.xyz)
+        ):
+            break
+        if any(header.file_size % (header.block_len * s) for s in scale):
+            break
+        mags.append(mag)
+        previous = mag
+    return mags
+
+
+def _pass_levels(layer: Layer, spec: LayerSpec, names: list[str]) -> tuple[PassLevel, ...]:
+    """What the units need of the one-pass mags ``names``: factors, the layer's box in each,
+    their files' length (as :func:`build_pyramid` would choose it)."""
+    if not names:
+        return ()
+    header = layer.mag_view(spec.mag).header
+    levels = []
+    previous = spec.mag
+    for name in names:
+        mag = Mag.parse(name)
+        inside = layer.bounding_box.in_mag(mag)
+        factor = tuple(m // p for m, p in zip(mag.xyz, previous.xyz))
+        file_len = suggested_file_len(inside.bottomright, header.block_len, maximum=header.file_len)
+        levels.append(PassLevel(mag, factor, inside, file_len))  # type: ignore[arg-type]
+        previous = mag
+    return tuple(levels)
+
+
+def _assemble(layer: Layer, spec: LayerSpec, levels: tuple[PassLevel, ...], runner: Runner, staging: Path) -> None:
+    """Write the files of the one-pass mags from the pieces, each mag in a hidden folder of the
+    layer (``.<mag>.assembling``, kept by a killed run: its files are complete) renamed into
+    place when complete and listed with the others in one write of the properties."""
+    pieces = staging / PIECES
+    base = layer.mag_view(spec.mag)
+    todo = [
+        (k, level)
+        for k, level in enumerate(levels)
+        if level.mag not in layer.mags and not (layer.path / level.mag.folder_name() / NOT_LISTED).is_file()
+    ]
+    if not todo:
+        return
+    if not _pieces_complete(spec, base, pieces):  # not this version's staging: build them as before
+        _remove_assembling(layer)
+        return
+    folders = {}
+    for k, level in todo:
+        folder = layer.path / f".{level.mag.folder_name()}.assembling"
+        if not (folder / HEADER_FILE).is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            header = WKWHeader(base.dtype, base.num_channels, base.header.block_len, level.file_len, BLOCK_LZ4)
+            (folder / HEADER_FILE).write_bytes(header.to_bytes(0))
+        remove_abandoned(folder)
+        folders[k + 1] = folder
+    units = plan_assembly(base, spec.offset, spec.source.size, levels, folders, pieces)  # type: ignore[arg-type]
+    names = ", ".join(level.mag.folder_name() for _, level in todo)
+    runner.map(assemble_file, units, f"assembling {spec.name} mag{'s' if len(todo) > 1 else ''} {names}")
+    for k, level in todo:  # marked first: a run killed before they are listed lists them (build_pyramid)
+        (folders[k + 1] / NOT_LISTED).touch()
+        os.rename(folders[k + 1], layer.path / level.mag.folder_name())
+    # listed in their order, those a killed run renamed too, in one write of the properties
+    unlisted = [
+        level.mag
+        for level in levels
+        if level.mag not in layer.mags and (layer.path / level.mag.folder_name() / NOT_LISTED).is_file()
+    ]
+    for mag in unlisted:
+        layer.commit_mag(MagView(layer, mag, layer.path / mag.folder_name()))
+    list_layer(layer.dataset.path, layer.properties, layer.dataset.properties)
+    for mag in unlisted:
+        (layer.path / mag.folder_name() / NOT_LISTED).unlink()
+
+
+def _remove_assembling(layer: Layer) -> None:
+    for folder in layer.path.glob(".*.assembling"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pieces_complete(spec: LayerSpec, base, pieces: Path) -> bool:
+    """Whether every data file the source has data for has its piece (the units all ran)."""
+    size = base.header.file_size
+    layer_box = BoundingBox(tuple(spec.offset), tuple(spec.source.size))  # type: ignore[arg-type]
+    for box in layer_box.chunks((size,) * 3):
+        coords = tuple(a // size for a in box.topleft)
+        if not piece_path(pieces, coords).is_file() and spec.source.has_data(
+            BoundingBox(tuple(a - o for a, o in zip(box.topleft, spec.offset)), box.size)  # type: ignore[arg-type]
+        ):
+            return False
+    return True
 
 
 def _install(target: Path, staging: Path, name: str, voxel_size, record: dict) -> None:

@@ -13,6 +13,7 @@ import wkw
 from click.testing import CliRunner
 
 from napari_wkw.cli import main
+from napari_wkw.cli.app import COMMAND_MODULES, load_all_commands
 from napari_wkw.core.save import ArrayLayer, save_dataset
 
 CLI = str(Path(sys.executable).parent / "napari-wkw")
@@ -30,7 +31,38 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", sorted(main.commands))
+def test_each_command_lives_in_the_module_the_lazy_group_imports():
+    """The group imports a command's module on demand: the table must name every command's
+    own module, and a command must not need another's module to register."""
+    for name, module in COMMAND_MODULES.items():
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import napari_wkw.cli.{module} as m; from napari_wkw.cli import main; "
+                f"assert {name!r} in main.commands",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, (name, module, done.stderr[-500:])
+    load_all_commands()
+    assert set(main.commands) == set(COMMAND_MODULES)
+
+
+def test_convert_starts_without_libwkw_or_the_annotation_code():
+    code = (
+        "import sys; from napari_wkw.cli import main\n"
+        "try: main(['convert', '--help'])\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in ('wkw', 'napari_wkw.core.annotation', 'zarr', 'tensorstore', 'importlib.metadata') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_MODULES))
 def test_every_command_has_help(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Usage: main " + command in result.output.replace("napari-wkw", "main")

@@ -33,7 +33,9 @@ COMMAND_WIDGETS = {
 
 def test_every_cli_command_has_a_widget():
     from napari_wkw.cli import main
+    from napari_wkw.cli.app import load_all_commands
 
+    load_all_commands()
     assert set(main.commands) == set(COMMAND_WIDGETS)
     manifest = PluginManifest.from_distribution("napari-wkw")
     names = {widget.display_name for widget in manifest.contributions.widgets}

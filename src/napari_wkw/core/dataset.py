@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import wkw
 
 from .element_class import dtype_for, element_class_for
 from .errors import DatasetFormatError, NotWKWError, WKWError, WKWWarning, disk_problem
@@ -50,13 +49,20 @@ from .zarr_mag import ZARR_FORMATS, ZarrMagView
 
 if TYPE_CHECKING:
     import dask.array as da
+    import wkw
 
 HEADER_FILE = "header.wkw"
 #: the dataFormat values of datasource-properties.json this package reads
 READABLE_FORMATS = ("wkw", *ZARR_FORMATS)
-#: libwkw's errors; its message buffer is sometimes not valid UTF-8 (seen on truncated
-#: files), and then decoding the message fails instead
-LIBWKW_ERRORS = (wkw.wkw.WKWException, UnicodeDecodeError)
+
+
+def libwkw_errors() -> tuple[type[Exception], ...]:
+    """libwkw's errors: its exception, and ``UnicodeDecodeError`` (its message buffer is
+    sometimes not valid UTF-8, seen on truncated files). libwkw (cffi, 50 ms) is imported on
+    first use, not with this module: the command line starts without it."""
+    import wkw
+
+    return (wkw.wkw.WKWException, UnicodeDecodeError)
 
 
 def mag_marker(data_format: str) -> str:
@@ -111,9 +117,11 @@ class MagView:
     def _handle(self) -> wkw.Dataset:
         handle = getattr(self._local, "handle", None)
         if handle is None:
+            import wkw
+
             try:
                 handle = wkw.Dataset.open(str(self.path))
-            except LIBWKW_ERRORS as error:
+            except libwkw_errors() as error:
                 raise DatasetFormatError(f"{self.path}: cannot open WKW mag ({error})") from None
             self._local.handle = handle
         return handle
@@ -136,7 +144,7 @@ class MagView:
             self._verify_files(box)
         try:
             data = self._handle().read(box.topleft, box.size)
-        except LIBWKW_ERRORS as error:
+        except libwkw_errors() as error:
             raise DatasetFormatError(f"{self.path}: cannot read box {box.topleft}+{box.size}: {error}") from None
         data = data.transpose(3, 2, 1, 0)  # (c, x, y, z) F-order -> (z, y, x, c) C-order
         return data[..., 0] if self.num_channels == 1 else data
@@ -174,7 +182,7 @@ class MagView:
                 try:
                     with locked(file_path(self.path, *coords)):
                         self._handle().write(file_box.topleft, cxyz)
-                except LIBWKW_ERRORS as error:
+                except libwkw_errors() as error:
                     why = disk_problem(self.path)
                     detail = why if why is not None else str(error)
                     raise WKWError(f"{self.path}: cannot write box {file_box.topleft}: {detail}") from None

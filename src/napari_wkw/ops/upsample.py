@@ -35,7 +35,14 @@ from ..core.downsample import SAMPLING_MODES, plan_mags
 from ..core.errors import TargetExistsError, WKWError
 from ..core.geometry import BoundingBox, Mag, Vec3
 from ..core.progress import CancelToken, ProgressCallback, check_cancelled
-from ..core.properties import PROPERTIES_FILE, DatasetProperties, LayerProperties, MagEntry, write_properties
+from ..core.properties import (
+    PROPERTIES_FILE,
+    DatasetProperties,
+    LayerProperties,
+    MagEntry,
+    list_layer,
+    write_properties,
+)
 from ..core.staging import owner_tag, remove_abandoned
 from ..core.units import UnitRunner
 from ..core.wkw_file import BLOCK_LZ4, BLOCK_RAW, existing_files, suggested_file_len
@@ -160,7 +167,9 @@ def _build(layer: Layer, from_mag: Mag, chain: list[Mag], block_type: int, runne
             shutil.rmtree(staged.path, ignore_errors=True)
             raise
         previous = layer.commit_mag(staged)
-        layer.dataset.save_properties()  # each finished mag is listed at once, none before
+        # each finished mag is listed at once, none before; under the properties' lock, so a layer
+        # another process lists meanwhile stays listed
+        list_layer(layer.dataset.path, layer.properties, layer.dataset.properties)
         built.append(mag)
     return built
 

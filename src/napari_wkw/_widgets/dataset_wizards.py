@@ -12,6 +12,7 @@ from ..core.errors import WKWError
 from ..core.properties import CATEGORIES, PROPERTIES_FILE, read_properties
 from .dataset_fields import DatasetChoice
 from .fields import (
+    built_mags_text,
     format_triple,
     layer_voxel_size,
     open_result,
@@ -88,10 +89,7 @@ class DownsampleWizard(Wizard):
 
     def succeeded(self, built) -> str:
         open_result(self.viewer, self._path)
-        parts = [
-            f"{layer}: {', '.join(m.folder_name() for m in mags) or 'nothing new'}" for layer, mags in built.items()
-        ]
-        return f"downsampled {self._path.name} ({'; '.join(parts)})"
+        return f"downsampled {self._path.name} ({built_mags_text(built)})"
 
 
 class CompressWizard(Wizard):

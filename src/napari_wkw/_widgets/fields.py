@@ -191,6 +191,13 @@ def layer_voxel_size(layer) -> tuple[float, float, float] | None:
     return tuple(sizes[::-1])  # type: ignore[return-value]
 
 
+def built_mags_text(built: dict) -> str:
+    """``{layer: [mags built]}`` as one line for a wizard's status."""
+    return "; ".join(
+        f"{layer}: {', '.join(m.folder_name() for m in mags) or 'nothing new'}" for layer, mags in built.items()
+    )
+
+
 def open_result(viewer, path: Path) -> list:
     """Show a written dataset through our reader, replacing layers already open from it."""
     path = Path(path).absolute()

@@ -10,7 +10,16 @@ from magicgui.widgets import CheckBox, ComboBox, LineEdit
 from ..core.downsample import SAMPLING_MODES
 from ..core.errors import WKWError
 from .dataset_fields import DatasetChoice
-from .fields import layer_name_problem, open_result, parse_box, parse_mag_text, path_edit, path_of, set_path
+from .fields import (
+    built_mags_text,
+    layer_name_problem,
+    open_result,
+    parse_box,
+    parse_mag_text,
+    path_edit,
+    path_of,
+    set_path,
+)
 from .job import in_form_words
 from .wizard import Wizard, paragraph
 
@@ -114,10 +123,7 @@ class UpsampleWizard(Wizard):
 
     def succeeded(self, built) -> str:
         open_result(self.viewer, self._path)
-        parts = [
-            f"{layer}: {', '.join(m.folder_name() for m in mags) or 'nothing new'}" for layer, mags in built.items()
-        ]
-        return f"upsampled {self._path.name} ({'; '.join(parts)})"
+        return f"upsampled {self._path.name} ({built_mags_text(built)})"
 
 
 class ExportNiftiWizard(Wizard):

@@ -13,6 +13,16 @@ from ..core.element_class import WKW_DTYPE_NAMES
 from .app import echo, job_options, main, parse_mag, parse_voxel_size
 
 
+def parse_flip_axes_option(ctx, param, value):
+    """``--flip-axes`` of convert-nifti and convert-raw: which of x, y, z to reverse."""
+    from ..convert.nifti import parse_flip_axes
+
+    try:
+        return parse_flip_axes(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 def conversion_options(pyramid: bool = True):
     """The shared options -> ``settings: ConversionSettings``, ``category``, ``dtype``,
     ``jobs`` and ``progress`` keyword arguments of the command."""

@@ -5,16 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import main, parse_bbox
-from .convert_commands import conversion_options, run_conversion
-
-
-def _parse_flip_axes(ctx, param, value):
-    from ..convert.nifti import parse_flip_axes
-
-    try:
-        return parse_flip_axes(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+from .convert_commands import conversion_options, parse_flip_axes_option, run_conversion
 
 
 @main.command("convert-nifti")
@@ -41,7 +32,7 @@ def _parse_flip_axes(ctx, param, value):
 )
 @click.option(
     "--flip-axes",
-    callback=_parse_flip_axes,
+    callback=parse_flip_axes_option,
     default=None,
     metavar="AXES",
     help="Reverse these axes, e.g. x,z (or wkcuber's 1,3); after --use-orientation-header.",

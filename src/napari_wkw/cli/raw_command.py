@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import main
-from .convert_commands import conversion_options, run_conversion
+from .convert_commands import conversion_options, parse_flip_axes_option, run_conversion
 
 
 def _parse_shape(ctx, param, value):
@@ -26,15 +26,6 @@ def _parse_source_dtype(ctx, param, value):
         return None
     try:
         return parse_raw_dtype(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-
-
-def _parse_flip_axes(ctx, param, value):
-    from ..convert.nifti import parse_flip_axes
-
-    try:
-        return parse_flip_axes(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
 
@@ -70,7 +61,7 @@ def _parse_flip_axes(ctx, param, value):
 @click.option("--layer-name", "-l", default="color", show_default=True, help="Name of the new layer.")
 @click.option(
     "--flip-axes",
-    callback=_parse_flip_axes,
+    callback=parse_flip_axes_option,
     default=None,
     metavar="AXES",
     help="Reverse these axes, e.g. x,z (or the reference's 1,3).",

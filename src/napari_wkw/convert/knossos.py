@@ -23,7 +23,7 @@ from ..core.element_class import WKW_DTYPES
 from ..core.errors import DatasetFormatError, WKWError
 from ..core.geometry import BoundingBox, Mag, Vec3
 from .engine import LayerSpec
-from .source import VolumeSource
+from .source import VolumeSource, file_fingerprint
 
 CUBE_EDGE = 128
 CONF_NAME = "knossos.conf"
@@ -250,10 +250,7 @@ class KnossosSource(VolumeSource):
         )
 
     def fingerprint(self) -> dict:
-        conf = None
-        if self.conf is not None:
-            stat = os.stat(self.conf.path)
-            conf = {"path": self.conf.path, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        conf = file_fingerprint(self.conf.path) if self.conf is not None else None
         return {**super().fingerprint(), "path": self.path, "mag": self.mag, "origin": list(self.origin), "conf": conf}
 
     # -- cubes ----------------------------------------------------------------------------

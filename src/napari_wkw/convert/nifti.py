@@ -33,7 +33,7 @@ import numpy as np
 from ..core.errors import DatasetFormatError, WKWError, WKWWarning
 from ..core.geometry import BoundingBox, Vec3
 from .engine import LayerSpec
-from .source import VolumeSource, length_in_nm
+from .source import VolumeSource, file_fingerprint, length_in_nm
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: bytes decompressed at once when a .nii.gz is unpacked into its temporary file
@@ -243,12 +243,9 @@ class NiftiSource(VolumeSource):
         return tuple(float(z * factor) for z in self.zooms)  # type: ignore[return-value]
 
     def fingerprint(self) -> dict:
-        stat = os.stat(self.path)
         return {
             **super().fingerprint(),
-            "path": self.path,
-            "bytes": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
+            **file_fingerprint(self.path),
             "canonical": self.canonical,
             "flip": list(self.flip_axes),
             "box": self.enforced_box.to_json() if self.enforced_box else None,

@@ -27,7 +27,7 @@ import numpy as np
 from ..core.errors import WKWError
 from ..core.geometry import BoundingBox, Vec3
 from .engine import LayerSpec
-from .source import VolumeSource
+from .source import VolumeSource, file_fingerprint
 
 ORDERS = ("F", "C")
 
@@ -115,12 +115,9 @@ class RawSource(VolumeSource):
         return self.raw_dtype.newbyteorder("=")
 
     def fingerprint(self) -> dict:
-        stat = os.stat(self.path)
         return {
             **super().fingerprint(),
-            "path": self.path,
-            "bytes": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
+            **file_fingerprint(self.path),
             "raw_dtype": self.raw_dtype.str,
             "order": self.order,
             "offset": self.offset,

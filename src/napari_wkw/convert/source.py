@@ -6,6 +6,7 @@ them to worker processes); they open files lazily, per process.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -101,6 +102,12 @@ class VolumeSource(ABC):
     def fingerprint(self) -> dict:
         """What identifies this input for resuming (paths, sizes, modification times)."""
         return {"description": self.description, "size": list(self.size), "dtype": str(self.dtype)}
+
+
+def file_fingerprint(path: str) -> dict:
+    """What identifies one input file for resuming: its path, size and modification time."""
+    stat = os.stat(path)
+    return {"path": path, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 class ArraySource(VolumeSource):

@@ -114,6 +114,11 @@ def run_conversion(target, specs, settings, jobs, progress) -> None:
     for spec in specs:
         click.echo(f"{spec.name}: {spec.source.description}", err=True)
     result = convert_layers(target, specs, settings, jobs=jobs, progress=progress)
+    report_conversion(result, progress)
+
+
+def report_conversion(result, progress) -> None:
+    """Close the progress bars and print what the conversion wrote (and what it resumed)."""
     progress.close()
     if result.resumed:
         click.echo(f"resumed the unfinished conversion of {', '.join(result.resumed)}", err=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .app import echo, main
-from .convert_commands import conversion_options
+from .app import main
+from .convert_commands import conversion_options, report_conversion
 
 
 def _parse_axes(ctx, param, value):
@@ -63,10 +63,4 @@ def convert_zarr(source, target, layer_name, axes, channel_index, settings, cate
         mags = ", ".join(level.mag.folder_name() for level in spec.levels)
         click.echo(f"{spec.name}: {spec.source.description} (mags {mags})", err=True)
     result = convert_pyramids(target, specs, settings, dataset_extra=extra, jobs=jobs, progress=progress)
-    progress.close()
-    if result.resumed:
-        click.echo(f"resumed the unfinished conversion of {', '.join(result.resumed)}", err=True)
-    size = ",".join(f"{v:g}" for v in result.voxel_size)
-    echo(f"{result.path}: voxel size {size} nm")
-    for name, mags in result.layers.items():
-        echo(f"  {name}: mags {', '.join(m.folder_name() for m in mags)}")
+    report_conversion(result, progress)
